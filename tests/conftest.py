@@ -1,0 +1,71 @@
+"""Shared fixtures. CIFAR-10 comes from data/ (or $CIFAR10_DIR); if it is not there, it is rebuilt
+from ../shared/cifar10 (CI, offline) or downloaded (online); without either, data tests skip."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import data, models
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_UNPACK = ROOT.parent / "shared" / "cifar10" / "unpack.py"
+
+
+def _get_cifar() -> Path | None:
+    try:
+        return data.find_data_dir()
+    except data.DataMissingError:
+        pass
+    if SHARED_UNPACK.is_file():
+        subprocess.run([sys.executable, str(SHARED_UNPACK), str(ROOT / "data")], check=True)
+        return data.find_data_dir()
+    try:
+        return data.download(ROOT / "data")
+    except Exception as e:  # offline and no shared copy
+        print(f"CIFAR-10 unavailable: {e}")
+        return None
+
+
+@pytest.fixture(scope="session")
+def cifar_dir():
+    path = _get_cifar()
+    if path is None:
+        pytest.skip("CIFAR-10 not found, ../shared/cifar10 absent and download failed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cifar(cifar_dir):
+    """{"train": (images, labels), "test": (images, labels)} as uint8 numpy arrays."""
+    return {s: data.load_split(s, cifar_dir) for s in ("train", "test")}
+
+
+def ready(name: str, seed: int = 0) -> models.CifarResNet:
+    """A fresh model in eval mode whose BN running stats are set from one random batch.
+
+    Without this, an untrained 1202-layer net in eval mode overflows (the default running variance
+    of 1 does not normalise anything, and 600 residual additions double the variance each time).
+    """
+    torch.manual_seed(seed)
+    model = models.build(name)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average: one batch sets the stats exactly
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 3, 32, 32))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def net():
+    """net(name): a cached ready(name) model, shared by the tests that only read it."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = ready(name)
+        return cache[name]
+    return get
