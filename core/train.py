@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import platform
 import subprocess
@@ -140,9 +141,11 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
         it, wall, history, warming, warm_end = (info["iter"], info["wall_s"], info["history"],
                                                 info["warming"], info["warmup_end"])
         seed = info["seed"]
-        if info.get("recipe") != dataclasses.asdict(recipe):
-            raise SystemExit(f"{name}: the run in {folder} used recipe {info.get('recipe')}; resume it "
-                             f"with the same flags (got {dataclasses.asdict(recipe)})")
+        now = json.loads(json.dumps(dataclasses.asdict(recipe)))
+        diff = {k: (v, now.get(k)) for k, v in info["recipe"].items() if now.get(k) != v}
+        if diff:
+            raise ValueError(f"{name}: the run in {folder} differs in {diff} (was, now); resume it with the "
+                             "same flags, or train into a new --out")
         print(f"{name}: resuming at iteration {it:,} of {recipe.iters:,} from {folder}")
     loader = TensorLoader(*train_set, batch_size=recipe.batch_size, device=device, augment=recipe.augment,
                           seed=seed)
@@ -295,8 +298,11 @@ def main(argv=None):
     except DataMissingError as e:
         sys.exit(str(e))
     for name in args.model:
-        train(name, recipe, train_set, eval_sets, args.out, args.device, args.seed, args.resume,
-              args.compile, train_eval=not args.no_train_eval)
+        try:
+            train(name, recipe, train_set, eval_sets, args.out, args.device, args.seed, args.resume,
+                  args.compile, train_eval=not args.no_train_eval)
+        except (ValueError, checkpoints.CheckpointError) as e:
+            sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

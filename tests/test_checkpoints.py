@@ -1,0 +1,176 @@
+"""Checkpoint folders: round trip, atomic swap, and one clear CheckpointError per corruption."""
+import json
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from core import checkpoints as ck
+from core import models
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = models.build("resnet20")
+    ck.save(tmp_path / "resnet20", model, {"test_error_pct": 50.0, "iterations": 1},
+            history=[{"iter": 1, "train_loss": 2.3, "test_err": 50.0}])
+    return tmp_path / "resnet20", model
+
+
+def _err(folder, *needles):
+    with pytest.raises(ck.CheckpointError) as e:
+        ck.load(folder)
+    for n in needles:
+        assert n in str(e.value), str(e.value)
+    return str(e.value)
+
+
+def test_round_trip(saved):
+    folder, model = saved
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "history.csv", "metrics.json",
+                                                        "model.safetensors"]
+    got = ck.load(folder)
+    assert got.name == "resnet20" and not got.model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(got.model.state_dict()[k], v)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(got.model(x), model.eval()(x))
+    assert got.config["normalization"]["mean"] == [125.307, 122.950, 113.865]
+    assert got.metrics["weights_sha256"] == ck.sha256_bytes((folder / "model.safetensors").read_bytes())
+    assert ck.read_history(folder) == [{"iter": 1.0, "train_loss": 2.3, "test_err": 50.0}]
+
+
+def test_load_never_unpickles(saved, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("unpickling during load")
+    monkeypatch.setattr(pickle, "load", boom)
+    monkeypatch.setattr(pickle, "loads", boom)
+    monkeypatch.setattr(torch, "load", boom)
+    ck.load(saved[0])
+
+
+@pytest.mark.parametrize("name", [ck.WEIGHTS, ck.CONFIG, ck.METRICS])
+def test_missing_file(saved, name):
+    (saved[0] / name).unlink()
+    _err(saved[0], name, "missing file")
+
+
+def test_missing_folder(tmp_path):
+    _err(tmp_path / "nope", "nope", "not found")
+
+
+def test_truncated_weights(saved):
+    path = saved[0] / ck.WEIGHTS
+    path.write_bytes(path.read_bytes()[:5000])
+    _err(saved[0], ck.WEIGHTS, "truncated or corrupt")
+
+
+def test_garbage_weights(saved):
+    (saved[0] / ck.WEIGHTS).write_bytes(b"\x89PNG not a safetensors file at all" * 10)
+    _err(saved[0], ck.WEIGHTS, "truncated or corrupt")
+
+
+def test_bad_json(saved):
+    (saved[0] / ck.CONFIG).write_text("{not json")
+    _err(saved[0], ck.CONFIG, "not valid JSON")
+
+
+def test_sha256_mismatch(saved):
+    folder, model = saved
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["linear.bias"][0] += 1.0  # a valid file with other numbers
+    save_file(state, folder / ck.WEIGHTS)
+    _err(folder, ck.WEIGHTS, "sha256", "does not match")
+
+
+def test_wrong_architecture(saved):
+    """config says resnet32, the weights are resnet20's: the first missing key is named."""
+    folder = saved[0]
+    cfg = ck.make_config("resnet32")
+    (folder / ck.CONFIG).write_text(json.dumps(cfg))
+    _err(folder, ck.WEIGHTS, "missing key 'layer1.3.conv1.weight'")
+
+
+def _err_nosha(folder):
+    """For files rewritten on purpose: skip the sha256 check so the key check is what fails."""
+    with pytest.raises(ck.CheckpointError) as e:
+        ck.load(folder, check_sha=False)
+    return str(e.value)
+
+
+def test_unexpected_key(saved):
+    folder, model = saved
+    state = dict(model.state_dict())
+    state["layer2.0.shortcut.0.weight"] = torch.zeros(32, 16, 1, 1)
+    save_file(state, folder / ck.WEIGHTS)
+    msg = _err_nosha(folder)
+    assert "unexpected key 'layer2.0.shortcut.0.weight'" in msg
+
+
+def test_shape_mismatch(saved):
+    folder, model = saved
+    state = dict(model.state_dict())
+    state["linear.weight"] = torch.zeros(100, 64)
+    save_file(state, folder / ck.WEIGHTS)
+    msg = _err_nosha(folder)
+    assert "'linear.weight'" in msg and "(100, 64)" in msg and "(10, 64)" in msg
+
+
+def test_unknown_model_and_arch_mismatch(saved):
+    folder = saved[0]
+    cfg = ck.make_config("resnet20")
+    (folder / ck.CONFIG).write_text(json.dumps({**cfg, "model": "resnet21"}))
+    _err(folder, ck.CONFIG, "key 'model'", "resnet21")
+    (folder / ck.CONFIG).write_text(json.dumps({**cfg, "arch": {**cfg["arch"], "shortcut": "B"}}))
+    _err(folder, ck.CONFIG, "arch.shortcut")
+
+
+def test_plain_loads_resnet_keys_but_not_as_other_depth(tmp_path):
+    """Twins share a layout: plain20 weights load into a resnet20 config (same keys, same shapes)."""
+    plain = models.build("plain20")
+    ck.save(tmp_path / "x", plain, {})
+    cfg = ck.make_config("resnet20")
+    (tmp_path / "x" / ck.CONFIG).write_text(json.dumps(cfg))
+    assert ck.load(tmp_path / "x").model.spec.shortcut == "A"
+
+
+def test_interrupted_swap_is_recovered(saved):
+    """A kill between the two renames of a save leaves .NAME.new and .NAME.old; load() finishes it."""
+    folder, model = saved
+    new, old = ck._siblings(folder)
+    folder.rename(old)
+    torch.manual_seed(1)
+    ck.save(new.parent / "tmp_src", models.build("resnet20"), {"iterations": 2})
+    (new.parent / "tmp_src").rename(new)
+    got = ck.load(folder)
+    assert got.metrics["iterations"] == 2 and not new.exists()
+
+
+def test_save_replaces_whole_folder(saved):
+    folder, model = saved
+    (folder / ck.STATE_JSON).write_text("{}")
+    ck.save(folder, model, {"iterations": 3})
+    assert not (folder / ck.STATE_JSON).exists() and not (folder / ck.HISTORY).exists()
+    assert [p.name for p in folder.parent.iterdir()] == ["resnet20"]
+
+
+def test_verify_cli(saved, capsys):
+    folder = saved[0]
+    with pytest.raises(SystemExit) as e:
+        ck.main(["verify", str(folder.parent)])
+    assert e.value.code == 0 and "1/1 checkpoints OK" in capsys.readouterr().out
+    ck.save(folder.parent / "plain20", models.build("plain20"), {})
+    (folder.parent / "plain20" / ck.WEIGHTS).write_bytes(b"junk")
+    with pytest.raises(SystemExit) as e:
+        ck.main(["verify", str(folder.parent)])
+    out = capsys.readouterr().out
+    assert e.value.code == 1 and "FAIL" in out and "plain20" in out and "1/2 checkpoints OK" in out
+
+
+def test_verify_shipped_checkpoints():
+    """Whatever is in checkpoints/ (nothing until the GPU issues land) loads and matches its sha256."""
+    for folder, err in ck.verify():
+        assert err is None, err

@@ -1,0 +1,134 @@
+"""The trainer on CPU: the loss falls, a resumed run is bit-identical, a kill leaves a loadable folder."""
+import dataclasses
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from core import checkpoints as ck
+from core.train import Recipe, lr_at, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _subset(cifar, n_train, n_test):
+    (xtr, ytr), (xte, yte) = cifar["train"], cifar["test"]
+    return (xtr[:n_train], ytr[:n_train]), {"test": (xte[:n_test], yte[:n_test])}
+
+
+def test_paper_schedule():
+    r = Recipe()
+    assert (r.iters, r.batch_size, r.momentum, r.weight_decay) == (64_000, 128, 0.9, 1e-4)
+    assert [lr_at(r, i, False) for i in (0, 31_999, 32_000, 47_999, 48_000, 63_999)] == \
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    assert lr_at(r, 0, True) == 0.01
+    short = dataclasses.replace(r, iters=200)
+    assert [lr_at(short, i, False) for i in (99, 100, 150)] == [0.1, 0.01, 0.001]
+
+
+def test_loss_falls_in_150_cpu_iterations(cifar, tmp_path):
+    train_set, evals = _subset(cifar, 10_000, 500)
+    recipe = Recipe(iters=150, batch_size=64, eval_every=50)
+    m = train("resnet20", recipe, train_set, evals, tmp_path, seed=0, train_eval=False, bar=False)
+    hist = ck.read_history(tmp_path / "resnet20")
+    assert [h["iter"] for h in hist] == [50, 100, 150]
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.25, hist
+    assert hist[-1]["train_err"] < 70 and m["test_error_pct"] < 75  # chance is 90%
+    got = ck.load(tmp_path / "resnet20")
+    assert got.metrics["iterations"] == 150 and got.metrics["finished"]
+    for key in ("seed", "versions", "device", "commit", "wall_time_s", "img_per_s", "recipe"):
+        assert key in got.metrics
+    assert not (tmp_path / "resnet20" / ck.STATE_JSON).exists()
+
+
+def test_resume_matches_uninterrupted_run(cifar, tmp_path):
+    train_set, evals = _subset(cifar, 640, 200)
+    recipe = Recipe(iters=30, batch_size=32, eval_every=10)
+    kw = dict(seed=3, train_eval=False, bar=False)
+    train("resnet20", recipe, train_set, evals, tmp_path / "a", **kw)
+    train("resnet20", recipe, train_set, evals, tmp_path / "b", stop_at=20, **kw)
+    half = ck.load(tmp_path / "b" / "resnet20")
+    assert half.metrics["iterations"] == 20 and not half.metrics["finished"]
+    assert (tmp_path / "b" / "resnet20" / ck.STATE_JSON).exists()
+    train("resnet20", recipe, train_set, evals, tmp_path / "b", resume=True, **kw)
+    a, b = ck.load(tmp_path / "a" / "resnet20"), ck.load(tmp_path / "b" / "resnet20")
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
+    assert strip(ck.read_history(tmp_path / "a" / "resnet20")) == strip(ck.read_history(tmp_path / "b" / "resnet20"))
+    assert a.metrics["weights_sha256"] == b.metrics["weights_sha256"]
+    train("resnet20", dataclasses.replace(recipe, iters=40), train_set, evals, tmp_path / "c", stop_at=10, **kw)
+    with pytest.raises(ValueError, match="same flags"):  # a different recipe is refused on resume
+        train("resnet20", recipe, train_set, evals, tmp_path / "c", resume=True, **kw)
+
+
+@pytest.mark.parametrize("until_err,expect_end", [(101.0, 20), (0.0, None)])
+def test_warmup_for_deep_nets(cifar, tmp_path, until_err, expect_end):
+    train_set, evals = _subset(cifar, 640, 100)
+    recipe = Recipe(iters=40, batch_size=16, eval_every=20, lr_steps=(), warmup_min_depth=20,
+                    warmup_until_err=until_err)
+    m = train("resnet20", recipe, train_set, evals, tmp_path, train_eval=False, bar=False)
+    assert m["warmup_until_iter"] == expect_end
+    lrs = [h["lr"] for h in ck.read_history(tmp_path / "resnet20")]
+    assert lrs == ([0.01, 0.1] if expect_end else [0.01, 0.01])  # lr of each row's last step
+
+
+def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
+    """SIGKILL a training process at random moments; each time the folder loads, then resumes."""
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, numpy as np
+        sys.path.insert(0, {ROOT!r})
+        from core.train import Recipe, train
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8); y = rng.integers(0, 10, 256)
+        train("resnet20", Recipe(iters=400, batch_size=8, eval_every=2), (x, y), {{"test": (x[:16], y[:16])}},
+              {str(tmp_path)!r}, resume=True, train_eval=False, bar=False)
+    """))
+    folder, seen = tmp_path / "resnet20", []
+    random.seed(0)
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start = len(ck.read_history(folder)) if folder.exists() else 0
+        deadline = time.time() + 60
+        while time.time() < deadline and (not folder.exists() or len(ck.read_history(folder)) < start + 3):
+            time.sleep(0.05)
+        time.sleep(random.uniform(0, 0.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        got = ck.load(folder)
+        seen.append(got.metrics["iterations"])
+    assert seen == sorted(seen) and seen[0] >= 6
+    subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
+    assert ck.load(folder).metrics["finished"]
+
+
+def test_cli_jobs_then_evaluate_cli(cifar_dir, tmp_path):
+    """Two models in two processes, then `python -m core.evaluate` prints the table."""
+    out = tmp_path / "ck"
+    cmd = [sys.executable, "-m", "core.train", "--model", "resnet20", "plain20", "--jobs", "2", "--iters", "3",
+           "--batch-size", "8", "--device", "cpu", "--no-train-eval", "--out", str(out),
+           "--data-dir", str(cifar_dir)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name in ("resnet20", "plain20"):
+        assert f"{name}: done" in r.stdout
+        assert f"{name}: 3 iterations" in (out / f"{name}.log").read_text()
+        assert ck.load(out / name).metrics["iterations"] == 3
+    r = subprocess.run([sys.executable, "-m", "core.evaluate", "--checkpoints", str(out), "--data-dir",
+                        str(cifar_dir)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "| plain20 | 20 | 269,722 |" in r.stdout and "| resnet20 | 20 | 269,722 |" in r.stdout
+    assert (out / "results.csv").is_file() and (out / "results.md").is_file()
+
+
+def test_cli_reports_missing_data(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "core.train", "--model", "resnet20", "--data-dir", str(tmp_path),
+                        "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "python -m core.data download" in r.stderr
