@@ -110,18 +110,20 @@ def _load_optim_state(opt, tensors: dict, groups: list):
 
 def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device="cpu", seed: int = 0,
           resume: bool = False, compile_model: bool = False, stop_at: int | None = None,
-          train_eval: bool = True, bar: bool = True) -> dict:
+          train_eval: bool = True, bar: bool = True, fast: bool = True) -> dict:
     """Train one model; returns the metrics written to out_dir/name/metrics.json.
 
     train_set: (uint8 images, labels); eval_sets: {"test": (images, labels), ["val": ...]}.
     stop_at: end the run after this iteration, as a kill right after a save would (for tests).
+    fast: on CUDA, bf16 autocast and channels_last (False: the eager fp32 baseline).
     """
     device = torch.device(device)
     folder = Path(out_dir) / name
-    cuda = device.type == "cuda"
+    fast_cuda = device.type == "cuda" and fast
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
     torch.manual_seed(seed)
     model = models.build(name).to(device)
-    if cuda:
+    if fast_cuda:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay)
@@ -152,6 +154,7 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
     step_model = torch.compile(model) if compile_model else model
     prov = provenance(device)
     base = {"recipe": dataclasses.asdict(recipe), "seed": seed, "train_split_size": len(train_set[1]),
+            "precision": "bf16-autocast" if fast_cuda else "fp32", "compiled": compile_model,
             **prov, "normalization": NORMALIZATION}
     last_it, img_s, tick, metrics = it, 0.0, time.perf_counter(), None
     pbar = progress_bar(total=recipe.iters, initial=it, desc=name, disable=not bar, dynamic_ncols=True)
@@ -160,9 +163,9 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
         for g in opt.param_groups:
             g["lr"] = lr_at(recipe, it, warming)
         x, y = loader.batch(it)
-        if cuda:
+        if fast_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast_cuda):
             logits = step_model(x)
             loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
@@ -240,6 +243,7 @@ def parse_args(argv=None):
     ap.add_argument("--out", default=str(checkpoints.DEFAULT_ROOT), help="parent folder of the checkpoint folders")
     ap.add_argument("--resume", action="store_true", help="continue unfinished runs found in --out")
     ap.add_argument("--compile", action="store_true", help="torch.compile the training step (CUDA)")
+    ap.add_argument("--fp32", action="store_true", help="on CUDA: no bf16 autocast, no channels_last")
     ap.add_argument("--holdout", action="store_true", help="train on the first 45k images, log val error on the last 5k")
     ap.add_argument("--no-augment", action="store_true", help="train without the paper's augmentation")
     ap.add_argument("--no-train-eval", action="store_true", help="skip the final full training-set evaluation")
@@ -270,7 +274,10 @@ def run_jobs(args, argv):
             name = pending.pop(0)
             log = open(Path(args.out) / f"{name}.log", "w")
             cmd = [sys.executable, "-m", "core.train", "--model", name, *rest]
-            running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+            env = dict(os.environ)
+            if args.device == "cpu":  # share the cores instead of oversubscribing them
+                env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
+            running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
             print(f"started {name} (log: {log.name})")
         time.sleep(1)
         for job in [j for j in running if j[1].poll() is not None]:
@@ -300,7 +307,7 @@ def main(argv=None):
     for name in args.model:
         try:
             train(name, recipe, train_set, eval_sets, args.out, args.device, args.seed, args.resume,
-                  args.compile, train_eval=not args.no_train_eval)
+                  args.compile, train_eval=not args.no_train_eval, fast=not args.fp32)
         except (ValueError, checkpoints.CheckpointError) as e:
             sys.exit(f"error: {e}")
 

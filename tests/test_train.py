@@ -132,3 +132,13 @@ def test_cli_reports_missing_data(tmp_path):
     r = subprocess.run([sys.executable, "-m", "core.train", "--model", "resnet20", "--data-dir", str(tmp_path),
                         "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "python -m core.data download" in r.stderr
+
+
+def test_progress_without_tqdm(monkeypatch, capsys):
+    """The GPU machines have no tqdm: the fallback still iterates and prints a final line."""
+    from core import progress
+
+    monkeypatch.setattr(progress, "_tqdm", None)
+    bar = progress.progress_bar(range(3), total=3, desc="eval")
+    assert list(bar) == [0, 1, 2]
+    assert "eval: 3/3" in capsys.readouterr().err
