@@ -149,7 +149,7 @@ def save(dest, model: models.CifarResNet, metrics: dict, history: list[dict] | N
          normalization: dict = NORMALIZATION, train_state: tuple[dict, dict] | None = None) -> dict:
     """Write a checkpoint folder; returns the metrics as written (with weights_sha256)."""
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    weights = st_save(state, metadata={"model": model.spec.name, "format": "pt"})
+    weights = st_save(state, metadata={"format": "pt"})  # one key: safetensors orders a map randomly
     metrics = {**metrics, "model": model.spec.name, "weights_sha256": sha256_bytes(weights)}
     files = {WEIGHTS: weights, CONFIG: _json(make_config(model.spec.name, normalization)),
              METRICS: _json(metrics)}

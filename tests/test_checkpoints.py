@@ -174,3 +174,11 @@ def test_verify_shipped_checkpoints():
     """Whatever is in checkpoints/ (nothing until the GPU issues land) loads and matches its sha256."""
     for folder, err in ck.verify():
         assert err is None, err
+
+
+def test_saving_is_byte_deterministic(tmp_path):
+    """Same weights, same bytes, same sha256 (safetensors metadata with 2+ keys would vary)."""
+    torch.manual_seed(0)
+    model = models.build("resnet20")
+    shas = {ck.save(tmp_path / f"r{i}", model, {})["weights_sha256"] for i in range(4)}
+    assert len(shas) == 1
