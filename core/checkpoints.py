@@ -8,7 +8,8 @@ A checkpoint is a folder, `checkpoints/NAME/`, holding
     history.csv         the training log (iteration, loss, errors, lr, wall time)
 and, while a run is unfinished, train_state.safetensors + train_state.json for --resume.
 model.safetensors + config.json at the folder root is the layout huggingface_hub's
-PyTorchModelHubMixin writes, so a folder can be pushed to the Hub unchanged; core does not import
+PyTorchModelHubMixin writes and reads (tests/test_checkpoints.py loads one with from_pretrained),
+so a folder can be pushed to the Hub unchanged; core does not import
 huggingface_hub, because the GPU machines that train the zoo do not have it.
 
 Every save writes a complete new folder next to the old one and swaps it in with two renames, so a

@@ -205,6 +205,8 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
                        "warmup_until_iter": warm_end}
             if "val" in eval_sets:
                 metrics["val_error_pct"] = row["val_err"]
+            if finished:
+                pbar.close()
             if finished and train_eval:
                 metrics["train_error_pct"] = error_rate(model, *train_set, NORMALIZATION, device,
                                                         desc=f"{name} train error")

@@ -182,3 +182,19 @@ def test_saving_is_byte_deterministic(tmp_path):
     model = models.build("resnet20")
     shas = {ck.save(tmp_path / f"r{i}", model, {})["weights_sha256"] for i in range(4)}
     assert len(shas) == 1
+
+
+def test_folder_loads_with_huggingface_hub_mixin(tmp_path):
+    """The folder is what PyTorchModelHubMixin reads: from_pretrained() rebuilds the same weights."""
+    hub = pytest.importorskip("huggingface_hub")
+
+    class HubNet(models.CifarResNet, hub.PyTorchModelHubMixin):
+        def __init__(self, model: str, **_):
+            super().__init__(models.get_spec(model))
+
+    torch.manual_seed(0)
+    model = models.build("resnet56")
+    ck.save(tmp_path / "resnet56", model, {})
+    got = HubNet.from_pretrained(str(tmp_path / "resnet56"))
+    for (k, a), (_, b) in zip(got.state_dict().items(), model.state_dict().items()):
+        assert torch.equal(a, b), k
