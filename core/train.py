@@ -131,6 +131,8 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
     it, wall, history, warm_end = 0, 0.0, [], None
     acc = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, errors, warmup errors, warmup n
     saved = checkpoints.load_train_state(folder) if resume else None
+    if not resume and (folder / checkpoints.STATE_JSON).is_file():
+        print(f"{name}: {folder} holds an unfinished run; starting over (pass --resume to continue it)")
     if resume and saved is None and (folder / checkpoints.METRICS).is_file():
         done = checkpoints.read_json(folder / checkpoints.METRICS)
         print(f"{name}: {folder} holds a finished run ({done.get('iterations')} iterations); nothing to resume")
@@ -143,8 +145,8 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
         it, wall, history, warming, warm_end = (info["iter"], info["wall_s"], info["history"],
                                                 info["warming"], info["warmup_end"])
         seed = info["seed"]
-        now = json.loads(json.dumps(dataclasses.asdict(recipe)))
-        diff = {k: (v, now.get(k)) for k, v in info["recipe"].items() if now.get(k) != v}
+        want = json.loads(json.dumps(dataclasses.asdict(recipe)))
+        diff = {k: (v, want.get(k)) for k, v in info["recipe"].items() if want.get(k) != v}
         if diff:
             raise ValueError(f"{name}: the run in {folder} differs in {diff} (was, now); resume it with the "
                              "same flags, or train into a new --out")
@@ -157,6 +159,7 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
             "precision": "bf16-autocast" if fast_cuda else "fp32", "compiled": compile_model,
             **prov, "normalization": NORMALIZATION}
     last_it, img_s, tick, metrics = it, 0.0, time.perf_counter(), None
+    n_img = torch.tensor(float(recipe.batch_size), dtype=torch.float64, device=device)  # every batch is full
     pbar = progress_bar(total=recipe.iters, initial=it, desc=name, disable=not bar, dynamic_ncols=True)
     model.train()
     while it < recipe.iters and (stop_at is None or it < stop_at):
@@ -172,8 +175,7 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
         loss.backward()
         opt.step()
         wrong = (logits.argmax(1) != y).sum()
-        acc += torch.stack([loss.detach().double() * len(y), wrong.double(), wrong.double(),
-                            torch.tensor(len(y), dtype=torch.float64, device=device)])
+        acc += torch.stack([loss.detach().double() * n_img, wrong.double(), wrong.double(), n_img])
         it += 1
         pbar.update(1)
         if warming and it % recipe.warmup_check == 0:
