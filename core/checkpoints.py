@@ -13,7 +13,8 @@ so a folder can be pushed to the Hub unchanged; core does not import
 huggingface_hub, because the GPU machines that train the zoo do not have it.
 
 Every save writes a complete new folder next to the old one and swaps it in with two renames, so a
-kill at any moment leaves a loadable folder (load() finishes an interrupted swap). Every load
+kill at any moment leaves a loadable folder (load() reads .NAME.new/.NAME.old if the kill fell
+between the renames; the next save or --resume finishes the swap; readers never rename). Every load
 problem (missing file, truncated or garbage weights, wrong architecture, shape mismatch, sha256
 mismatch, bad JSON) raises one CheckpointError naming the file and the first bad key.
 """
@@ -134,16 +135,23 @@ def write_folder(dest, files: dict[str, bytes]):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def recover(dest) -> None:
-    """Finish a swap that a kill interrupted: a complete .NAME.new (or the .NAME.old) becomes NAME."""
+def readable(dest) -> Path:
+    """Where the last complete save of `dest` is: NAME itself, or after a kill between the two
+    renames of a save, .NAME.new (complete: it is only renamed after its fsync) or .NAME.old."""
     dest = Path(dest)
     new, old = _siblings(dest)
-    if dest.exists():
-        return
-    if new.is_dir() and old.is_dir():  # new was complete: it is only renamed after its fsync
-        os.replace(new, dest)
-    elif old.is_dir():
-        os.replace(old, dest)
+    if dest.is_dir() or not old.is_dir():
+        return dest
+    return new if new.is_dir() else old
+
+
+def recover(dest) -> None:
+    """For the writer only: finish a swap that a kill interrupted (readers use readable())."""
+    dest = Path(dest)
+    src = readable(dest)
+    if src != dest:
+        os.replace(src, dest)
+        shutil.rmtree(_siblings(dest)[1], ignore_errors=True)
 
 
 def save(dest, model: models.CifarResNet, metrics: dict, history: list[dict] | None = None,
@@ -168,11 +176,18 @@ def _json(obj) -> bytes:
     return (json.dumps(obj, indent=2) + "\n").encode()
 
 
-def read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise CheckpointError(path, "missing file")
+def _read_bytes(path: Path) -> bytes:
     try:
-        obj = json.loads(path.read_text())
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(path, "missing file") from None
+    except OSError as e:
+        raise CheckpointError(path, f"cannot be read ({e})") from None
+
+
+def read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(_read_bytes(path))
     except (ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(path, f"not valid JSON ({e})") from None
     if not isinstance(obj, dict):
@@ -181,9 +196,7 @@ def read_json(path: Path) -> dict:
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], bytes]:
-    if not path.is_file():
-        raise CheckpointError(path, "missing file")
-    data = path.read_bytes()
+    data = _read_bytes(path)
     try:
         return st_load(data), data
     except Exception as e:  # safetensors raises its own error type for truncated/garbage files
@@ -191,9 +204,9 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], bytes]:
 
 
 def _check_config(path: Path, config: dict) -> models.ModelSpec:
-    for key in ("model", "arch", "normalization"):
-        if key not in config:
-            raise CheckpointError(path, f"missing key {key!r}")
+    for key, kind in (("model", str), ("arch", dict), ("normalization", dict)):
+        if not isinstance(config.get(key), kind):
+            raise CheckpointError(path, f"key {key!r} is missing or not a {kind.__name__}")
     try:
         spec = models.get_spec(config["model"])
     except KeyError as e:
@@ -221,23 +234,23 @@ def check_state(path: Path, state: dict[str, torch.Tensor], expected: dict[str, 
 def load(folder, device="cpu", check_sha: bool = True) -> Checkpoint:
     """Load a checkpoint folder into an eval-mode model; raises CheckpointError on any problem."""
     folder = Path(folder)
-    recover(folder)
-    if not folder.is_dir():
+    src = readable(folder)  # reads never rename: a trainer may be writing this folder right now
+    if not src.is_dir():
         raise CheckpointError(folder, "checkpoint folder not found")
-    config = read_json(folder / CONFIG)
-    spec = _check_config(folder / CONFIG, config)
-    metrics = read_json(folder / METRICS)
-    state, raw = read_safetensors(folder / WEIGHTS)
+    config = read_json(src / CONFIG)
+    spec = _check_config(src / CONFIG, config)
+    metrics = read_json(src / METRICS)
+    state, raw = read_safetensors(src / WEIGHTS)
     if check_sha:
         want = metrics.get("weights_sha256")
         if want is None:
-            raise CheckpointError(folder / METRICS, "missing key 'weights_sha256'")
+            raise CheckpointError(src / METRICS, "missing key 'weights_sha256'")
         got = sha256_bytes(raw)
         if got != want:
-            raise CheckpointError(folder / WEIGHTS, f"sha256 {got} does not match "
+            raise CheckpointError(src / WEIGHTS, f"sha256 {got} does not match "
                                                     f"metrics.json's weights_sha256 {want}")
     model = models.CifarResNet(spec)
-    check_state(folder / WEIGHTS, state, model.state_dict(), spec.name)
+    check_state(src / WEIGHTS, state, model.state_dict(), spec.name)
     model.load_state_dict(state)
     return Checkpoint(folder, model.to(device).eval(), config, metrics)
 
@@ -245,6 +258,7 @@ def load(folder, device="cpu", check_sha: bool = True) -> Checkpoint:
 def load_train_state(folder) -> tuple[dict[str, torch.Tensor], dict] | None:
     """The resume state of an unfinished run, or None if the run finished (or never saved)."""
     folder = Path(folder)
+    recover(folder)  # the trainer is the folder's writer
     if not (folder / STATE_JSON).is_file():
         return None
     tensors, _ = read_safetensors(folder / STATE_TENSORS)
@@ -254,7 +268,8 @@ def load_train_state(folder) -> tuple[dict[str, torch.Tensor], dict] | None:
 def list_folders(root=DEFAULT_ROOT) -> list[Path]:
     """Checkpoint folders under root (those with a config.json), sorted by registry order."""
     root = Path(root)
-    found = [p for p in root.iterdir() if p.is_dir() and (p / CONFIG).is_file()] if root.is_dir() else []
+    found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+             and (p / CONFIG).is_file()] if root.is_dir() else []
     order = {n: i for i, n in enumerate(models.list_models())}
     return sorted(found, key=lambda p: (order.get(p.name, len(order)), p.name))
 

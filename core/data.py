@@ -21,6 +21,7 @@ pure function of (seed, k), so a resumed run sees exactly the batches an unbroke
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -116,12 +117,17 @@ def load_split(split: str = "train", data_dir=None, check_md5: bool = False):
     return x, y
 
 
+@functools.lru_cache(maxsize=16)
+def _stats(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Made once per device: a host-to-device copy per batch would stall the GPU every step."""
+    return (torch.tensor(mean, device=device).view(1, 3, 1, 1), torch.tensor(std, device=device).view(1, 3, 1, 1))
+
+
 def normalize(x_uint8: torch.Tensor, norm: dict = NORMALIZATION) -> torch.Tensor:
     """uint8 (N,3,H,W) on any device -> float32 normalised as recorded in a checkpoint config."""
     if norm.get("kind") != "per_channel":
         raise ValueError(f"unsupported normalisation {norm!r}")
-    mean = torch.tensor(norm["mean"], device=x_uint8.device).view(1, 3, 1, 1)
-    std = torch.tensor(norm["std"], device=x_uint8.device).view(1, 3, 1, 1)
+    mean, std = _stats(tuple(norm["mean"]), tuple(norm["std"]), x_uint8.device)
     return (x_uint8.float() - mean) / std
 
 

@@ -72,7 +72,9 @@ def results_df(rows: list[dict]):
 
     cols = ["model", "layers", "params", "train_err", "test_err", "recorded_train_err",
             "recorded_test_err", "paper_err", "paper_note", "iters", "device"]
-    return pd.DataFrame(rows, columns=cols)
+    df = pd.DataFrame(rows, columns=cols)
+    df["iters"] = df["iters"].astype("Int64")  # stays an integer where a row has none
+    return df
 
 
 def to_markdown(df, digits: int = 2) -> str:

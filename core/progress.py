@@ -13,8 +13,8 @@ except ImportError:  # pragma: no cover - exercised on the GPU machines
 class _Plain:
     """A tqdm stand-in: prints one line at most every 10 s, and iterates what it wraps."""
 
-    def __init__(self, iterable=None, total=None, initial=0, desc="", **_):
-        self.iterable, self.total, self.n, self.desc = iterable, total, initial, desc
+    def __init__(self, iterable=None, total=None, initial=0, desc="", disable=False, **_):
+        self.iterable, self.total, self.n, self.desc, self.disable = iterable, total, initial, desc, disable
         self.postfix, self._last = "", 0.0
 
     def __iter__(self):
@@ -24,7 +24,7 @@ class _Plain:
 
     def update(self, k=1):
         self.n += k
-        if time.time() - self._last > 10 or self.n == self.total:
+        if not self.disable and (time.time() - self._last > 10 or self.n == self.total):
             self._last = time.time()
             print(f"{self.desc}: {self.n}/{self.total} {self.postfix}", file=sys.stderr, flush=True)
 

@@ -9,7 +9,8 @@ the training error is below 80%, then return to 0.1. With --iters N the lr steps
 Every --eval-every iterations (500) the history gains a row (iteration, mean train loss and error
 over those iterations, test error, lr, wall time) and the whole checkpoint folder is rewritten
 atomically, with the optimiser state, so a kill loses at most that many iterations and --resume
-continues to the bit-identical result (tests/test_train.py checks both on CPU).
+continues to the bit-identical result on CPU (tests/test_train.py checks both; on CUDA, cuDNN's
+autotuned kernels are not bitwise deterministic, resumed or not).
 On CUDA: bf16 autocast, channels_last, optional torch.compile. Needs only torch, numpy, safetensors
 (tqdm if present). Several models: one after another, or --jobs K processes side by side.
 Measured on this project's 2-core CPU: resnet20 trains at about 560 img/s.
@@ -58,9 +59,10 @@ RECIPES = {"paper": Recipe()}
 
 
 def lr_at(recipe: Recipe, it: int, warming_up: bool) -> float:
-    if warming_up:
-        return recipe.warmup_lr
+    """The lr of step `it`. A warmup that never reaches its error target ends at the first lr step."""
     passed = sum(it >= round(f * recipe.iters) for f in recipe.lr_steps)
+    if warming_up and passed == 0:
+        return recipe.warmup_lr
     return round(recipe.lr * recipe.lr_decay ** passed, 12)
 
 
@@ -145,8 +147,9 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
         it, wall, history, warming, warm_end = (info["iter"], info["wall_s"], info["history"],
                                                 info["warming"], info["warmup_end"])
         seed = info["seed"]
-        want = json.loads(json.dumps(dataclasses.asdict(recipe)))
-        diff = {k: (v, want.get(k)) for k, v in info["recipe"].items() if want.get(k) != v}
+        want = json.loads(json.dumps({**dataclasses.asdict(recipe), **_data_id(train_set, eval_sets)}))
+        was = {**info["recipe"], **info["data"]}
+        diff = {k: (v, want.get(k)) for k, v in was.items() if want.get(k) != v}
         if diff:
             raise ValueError(f"{name}: the run in {folder} differs in {diff} (was, now); resume it with the "
                              "same flags, or train into a new --out")
@@ -219,7 +222,8 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
                 state = ({**opt_tensors, "acc": acc}, {"iter": it, "wall_s": wall, "history": history,
                                                       "warming": warming, "warmup_end": warm_end,
                                                       "seed": seed, "param_groups": groups,
-                                                      "recipe": dataclasses.asdict(recipe)})
+                                                      "recipe": dataclasses.asdict(recipe),
+                                                      "data": _data_id(train_set, eval_sets)})
             metrics = checkpoints.save(folder, model, metrics, history, NORMALIZATION, train_state=state)
     pbar.close()
     if it >= recipe.iters:
@@ -227,6 +231,10 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
               f"train error {_pct(metrics['train_error_pct'])} (running {metrics['train_error_running_pct']:.2f}%), "
               f"test error {metrics['test_error_pct']:.2f}% -> {folder}")
     return metrics
+
+
+def _data_id(train_set, eval_sets) -> dict:
+    return {"train_images": len(train_set[1]), "eval_sets": sorted(eval_sets)}
 
 
 def _pct(v):

@@ -126,6 +126,10 @@ def test_unknown_model_and_arch_mismatch(saved):
     _err(folder, ck.CONFIG, "key 'model'", "resnet21")
     (folder / ck.CONFIG).write_text(json.dumps({**cfg, "arch": {**cfg["arch"], "shortcut": "B"}}))
     _err(folder, ck.CONFIG, "arch.shortcut")
+    (folder / ck.CONFIG).write_text(json.dumps({**cfg, "arch": "A"}))
+    _err(folder, ck.CONFIG, "key 'arch'", "not a dict")
+    (folder / ck.CONFIG).write_text(json.dumps({**cfg, "model": ["resnet20"]}))
+    _err(folder, ck.CONFIG, "key 'model'", "not a str")
 
 
 def test_plain_loads_resnet_keys_but_not_as_other_depth(tmp_path):
@@ -145,8 +149,12 @@ def test_interrupted_swap_is_recovered(saved):
     torch.manual_seed(1)
     ck.save(new.parent / "tmp_src", models.build("resnet20"), {"iterations": 2})
     (new.parent / "tmp_src").rename(new)
-    got = ck.load(folder)
-    assert got.metrics["iterations"] == 2 and not new.exists()
+    assert ck.load(folder).metrics["iterations"] == 2  # read in place: readers never rename
+    assert new.exists() and not folder.exists()
+    assert ck.list_folders(folder.parent) == []  # dot-folders are not checkpoints
+    assert ck.load_train_state(folder) is None  # the writer's side finishes the swap
+    assert folder.is_dir() and not new.exists() and not old.exists()
+    assert ck.load(folder).metrics["iterations"] == 2
 
 
 def test_save_replaces_whole_folder(saved):

@@ -28,6 +28,8 @@ def test_paper_schedule():
     assert [lr_at(r, i, False) for i in (0, 31_999, 32_000, 47_999, 48_000, 63_999)] == \
         [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
     assert lr_at(r, 0, True) == 0.01
+    # a warmup that never reaches its target is cut off by the first lr step
+    assert [lr_at(r, i, True) for i in (31_999, 32_000, 48_000)] == [0.01, 0.01, 0.001]
     short = dataclasses.replace(r, iters=200)
     assert [lr_at(short, i, False) for i in (99, 100, 150)] == [0.1, 0.01, 0.001]
 
@@ -66,6 +68,10 @@ def test_resume_matches_uninterrupted_run(cifar, tmp_path):
     train("resnet20", dataclasses.replace(recipe, iters=40), train_set, evals, tmp_path / "c", stop_at=10, **kw)
     with pytest.raises(ValueError, match="same flags"):  # a different recipe is refused on resume
         train("resnet20", recipe, train_set, evals, tmp_path / "c", resume=True, **kw)
+    small = (train_set[0][:320], train_set[1][:320])
+    train("resnet20", recipe, small, evals, tmp_path / "b2", stop_at=10, **kw)
+    with pytest.raises(ValueError, match="train_images"):  # so is different training data
+        train("resnet20", recipe, train_set, evals, tmp_path / "b2", resume=True, **kw)
 
 
 @pytest.mark.parametrize("until_err,expect_end", [(101.0, 20), (0.0, None)])
