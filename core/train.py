@@ -158,10 +158,10 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
                           seed=seed)
     step_model = torch.compile(model) if compile_model else model
     prov = provenance(device)
-    base = {"recipe": dataclasses.asdict(recipe), "seed": seed, "train_split_size": len(train_set[1]),
+    base = {"recipe": dataclasses.asdict(recipe), "seed": seed, "data": _data_id(train_set, eval_sets),
             "precision": "bf16-autocast" if fast_cuda else "fp32", "compiled": compile_model,
             **prov, "normalization": NORMALIZATION}
-    last_it, img_s, tick, metrics = it, 0.0, time.perf_counter(), None
+    last_it, tick, metrics = it, time.perf_counter(), None
     n_img = torch.tensor(float(recipe.batch_size), dtype=torch.float64, device=device)  # every batch is full
     pbar = progress_bar(total=recipe.iters, initial=it, desc=name, disable=not bar, dynamic_ncols=True)
     model.train()
@@ -212,9 +212,9 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
                 metrics["val_error_pct"] = row["val_err"]
             if finished:
                 pbar.close()
-            if finished and train_eval:
-                metrics["train_error_pct"] = error_rate(model, *train_set, NORMALIZATION, device,
-                                                        desc=f"{name} train error")
+                if train_eval:
+                    metrics["train_error_pct"] = error_rate(model, *train_set, NORMALIZATION, device,
+                                                            desc=f"{name} train error")
             tick = time.perf_counter()  # evaluation time is not training time
             state = None
             if not finished:
@@ -222,8 +222,7 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
                 state = ({**opt_tensors, "acc": acc}, {"iter": it, "wall_s": wall, "history": history,
                                                       "warming": warming, "warmup_end": warm_end,
                                                       "seed": seed, "param_groups": groups,
-                                                      "recipe": dataclasses.asdict(recipe),
-                                                      "data": _data_id(train_set, eval_sets)})
+                                                      "recipe": base["recipe"], "data": base["data"]})
             metrics = checkpoints.save(folder, model, metrics, history, NORMALIZATION, train_state=state)
     pbar.close()
     if it >= recipe.iters:
