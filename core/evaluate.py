@@ -42,11 +42,16 @@ def error_rate(model, images, labels, norm=None, device="cpu", batch_size: int =
     batches = eval_batches(images, labels, batch_size, device, norm)
     if desc:
         batches = progress_bar(batches, total=math.ceil(len(labels) / batch_size), desc=desc, leave=False)
-    for x, y in batches:
-        if torch.device(device).type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        wrong += (model(x).argmax(1) != y).sum()
-    model.train(was_training)
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # true fp32 on GPUs too, so CPU re-evaluation agrees
+    try:
+        for x, y in batches:
+            if torch.device(device).type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            wrong += (model(x).argmax(1) != y).sum()
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+        model.train(was_training)
     return 100.0 * wrong.item() / len(labels)
 
 
