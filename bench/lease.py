@@ -59,6 +59,7 @@ def probe(out: Path, budget: float, iters: int, device: str) -> dict:
         if time.perf_counter() - t0 > budget:
             break
         run = {"model": name, "mode": mode}
+        torch._dynamo.reset()  # each probe compiles from scratch, within dynamo's recompile limit
         start = time.perf_counter()
         try:
             with tempfile.TemporaryDirectory() as tmp:
