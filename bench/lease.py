@@ -8,9 +8,9 @@ A lease is 15 device-minutes in all, one command at most 10 minutes, and only 8 
   images for a deep and a shallow net in eager bf16 and torch.compile modes, and writes probe.json
   (to DIR and to data/, where a later call on the same warm machine finds it);
 - `train` picks the fastest mode that worked, fits the seconds per iteration to depth, and starts
-  models in queue order (the issue's backlog order by default), `--jobs` at a time, each only if
-  its estimated time still fits before the deadline (GPU work is assumed to add up: concurrency
-  hides start-up, compile and evaluation, not GPU time). Every 20 s it packs finished checkpoint
+  models in queue order (the issue's backlog order by default), `--jobs` at a time, while at least
+  --min-left seconds remain (with --fit: only if its estimated time still fits, GPU work assumed to
+  add up: concurrency hides start-up, compile and Python overhead, not GPU time). Every 20 s it packs finished checkpoint
   folders into DIR/ckpt-N.tar (<= 15 MiB each); at the deadline it stops what is still running
   (each run has saved its resumable state within its last 500 iterations) and packs those into
   DIR/unfinished.tar, so a timeout loses nothing that was saved. Logs and a summary go to
@@ -171,7 +171,7 @@ def train_queue(args) -> dict:
         print(summary["events"][-1], flush=True)
 
     event(f"mode {mode}; estimated seconds per model: {summary['estimate_s']}")
-    pending, running, done, skipped = list(args.models), {}, [], []
+    pending, running, done, skipped, retried = list(args.models), {}, [], [], set()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": "10",
            "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // args.jobs))}
     last_pack = 0.0
@@ -180,17 +180,26 @@ def train_queue(args) -> dict:
             if proc.poll() is not None:
                 del running[name]
                 ok = proc.returncode == 0 and finished(ckpt / name)
-                (done if ok else skipped).append(name)
                 event(f"{name} {'finished' if ok else f'FAILED (exit {proc.returncode})'}")
+                if ok:
+                    done.append(name)
+                elif mode != "eager" and name not in retried:  # a compile failure: the rest go eager
+                    retried.add(name)
+                    mode = "eager"
+                    (work / f"{name}.log").rename(work / f"{name}.failed.log")
+                    pending.insert(0, name)
+                    event(f"retrying {name} and all later models without torch.compile")
+                else:
+                    skipped.append(name)
         left = deadline - time.time()
         committed = sum(max(est[n] * (1 - progress(ckpt / n) / iters), 0) for n in running)
         for name in list(pending):
             if len(running) >= args.jobs:
                 break
-            if committed + est[name] < left:
+            if (committed + est[name] < left) if args.fit else left > args.min_left:
                 pending.remove(name)
                 cmd = [sys.executable, "-m", "core.train", "--model", name, "--device", args.device,
-                       "--out", str(ckpt), "--seed", str(args.seed), "--iters", str(iters)]
+                       "--out", str(ckpt), *(["--resume"] if name in retried else []), "--seed", str(args.seed), "--iters", str(iters)]
                 cmd += ["--compile", mode] if mode != "eager" else []
                 cmd += ["--no-train-eval"] if args.no_train_eval else []
                 running[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
@@ -216,7 +225,7 @@ def train_queue(args) -> dict:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         event(f"stopped {name} at iteration {progress(ckpt / name)}")
-    summary.update(finished=done, unfinished=sorted(running), not_started=[n for n in pending + skipped
+    summary.update(mode=mode, finished=done, unfinished=sorted(running), not_started=[n for n in pending + skipped
                                                                              if n not in done])
     summary["files"] = pack(out, ckpt, done, "ckpt", 5)
     summary["files"] += pack(out, ckpt, [n for n in running if (ckpt / n).is_dir()], "unfinished", 1)
@@ -240,6 +249,10 @@ def main(argv=None):
     ap.add_argument("--iters", type=int, help="probe: steps per run (400); train: steps per model (64,000)")
     ap.add_argument("--compile", choices=MODES, help="train: force a mode instead of the probe's fastest")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--fit", action="store_true",
+                    help="train: start a model only if its estimate fits (else: while --min-left seconds remain;"
+                         " what the deadline stops is packed resumable)")
+    ap.add_argument("--min-left", type=float, default=120, help="train: seconds a new model needs at least")
     ap.add_argument("--no-train-eval", action="store_true", help="train: skip the final training-set error")
     args = ap.parse_args(argv)
     if args.command == "probe":

@@ -130,7 +130,7 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
     if fast_cuda:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay)
+                          weight_decay=recipe.weight_decay, fused=device.type == "cuda" or None)
     warming = model.spec.depth >= recipe.warmup_min_depth
     it, wall, history, warm_end = 0, 0.0, [], None
     acc = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, errors, warmup errors, warmup n
@@ -157,9 +157,15 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
                              "same flags, or train into a new --out")
         print(f"{name}: resuming at iteration {it:,} of {recipe.iters:,} from {folder}")
     loader = TensorLoader(*train_set, batch_size=recipe.batch_size, device=device, augment=recipe.augment,
-                          seed=seed)
+                          seed=seed, memory_format=torch.channels_last if fast_cuda else torch.contiguous_format)
+
+    def loss_and_errors(x, y):  # one compiled graph: forward, loss, and the count of wrong answers
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast_cuda):
+            logits = model(x)
+            return F.cross_entropy(logits, y), (logits.argmax(1) != y).sum()
+
     mode = compile_model if isinstance(compile_model, str) and compile_model != "default" else None
-    step_model = torch.compile(model, mode=mode) if compile_model else model
+    step = torch.compile(loss_and_errors, mode=mode) if compile_model else loss_and_errors
     graphs = mode is not None and "cudagraphs" not in mode and device.type == "cuda"
     prov = provenance(device)
     base = {"recipe": dataclasses.asdict(recipe), "seed": seed, "data": _data_id(train_set, eval_sets),
@@ -173,14 +179,9 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
         for g in opt.param_groups:
             g["lr"] = lr_at(recipe, it, warming)
         x, y = loader.batch(it)
-        if fast_cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast_cuda):
-            logits = step_model(x)
-            loss = F.cross_entropy(logits, y)
-        wrong = (logits.argmax(1) != y).sum()
+        loss, wrong = step(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
