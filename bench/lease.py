@@ -2,6 +2,7 @@
 
     python bench/lease.py probe --out DIR [--budget S]      # ~1-2 min: img/s per model x mode
     python bench/lease.py train --out DIR --budget S [--models resnet20 plain20 ...] [--jobs 2]
+                                [--resume-from checkpoints/.unfinished] [--compile reduce-overhead]
 
 A lease is 15 device-minutes in all, one command at most 10 minutes, and only 8 files come back, so:
 - `probe` times core.train.train() (the real step: GPU-resident data, augmentation, SGD) on random
@@ -22,6 +23,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,13 +83,14 @@ def probe(out: Path, budget: float, iters: int, device: str) -> dict:
 
 
 def choose(probe_result: dict | None, forced: str | None):
-    """(mode, seconds-per-iteration function of depth, start-up seconds) from a probe."""
+    """(mode, seconds-per-iteration function of depth, start-up seconds) from a probe; no probe, no estimates."""
     runs = [r for r in (probe_result or {}).get("runs", []) if "error" not in r]
     if forced:
-        runs = [r for r in runs if r["mode"] == forced] or [{"mode": forced, "model": "resnet20",
-                                                             "s_per_iter": 0.01, "startup_s": 60}]
+        runs = [r for r in runs if r["mode"] == forced]
+        if not runs:
+            return forced, None, None
     if not runs:
-        return "eager", (lambda depth: 0.01 * depth / 20), 30.0
+        return "eager", None, None
     deep = [r for r in runs if r["model"] == "resnet56"] or runs
     best = min(deep, key=lambda r: r["s_per_iter"])["mode"]
     pts = {int(r["model"][6:]): r for r in runs if r["mode"] == best}
@@ -162,7 +165,16 @@ def train_queue(args) -> dict:
     pfile = ROOT / "data" / "probe.json"
     mode, sec, startup = choose(json.loads(pfile.read_text()) if pfile.is_file() else None, args.compile)
     iters = args.iters or 64_000
-    est = {m: startup + iters * sec(int("".join(c for c in m if c.isdigit()))) * 1.08 for m in args.models}
+    if args.fit and sec is None:
+        sys.exit("--fit needs a probe: run `bench/lease.py probe` first on this machine")
+    est = {m: (startup + iters * sec(int("".join(c for c in m if c.isdigit()))) * 1.08) if sec else 0.0
+           for m in args.models}
+    resume = set()
+    for name in args.models if args.resume_from else []:  # unfinished runs from an earlier lease
+        src = Path(args.resume_from) / name
+        if (src / "train_state.json").is_file():
+            shutil.copytree(src, ckpt / name, dirs_exist_ok=True)
+            resume.add(name)
     summary = {"mode": mode, "iters": iters, "seed": args.seed, "budget_s": args.budget, "jobs": args.jobs,
                "estimate_s": {m: round(v) for m, v in est.items()}, "events": []}
 
@@ -170,7 +182,8 @@ def train_queue(args) -> dict:
         summary["events"].append(f"{time.time() - t0:7.1f}s {text}")
         print(summary["events"][-1], flush=True)
 
-    event(f"mode {mode}; estimated seconds per model: {summary['estimate_s']}")
+    event(f"mode {mode}; resuming {sorted(resume) or 'none'}; estimated seconds per model: "
+          f"{summary['estimate_s'] if sec else 'none (no probe)'}")
     pending, running, done, skipped, retried = list(args.models), {}, [], [], set()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": "10",
            "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // args.jobs))}
@@ -199,7 +212,8 @@ def train_queue(args) -> dict:
             if (committed + est[name] < left) if args.fit else left > args.min_left:
                 pending.remove(name)
                 cmd = [sys.executable, "-m", "core.train", "--model", name, "--device", args.device,
-                       "--out", str(ckpt), *(["--resume"] if name in retried else []), "--seed", str(args.seed), "--iters", str(iters)]
+                       "--out", str(ckpt), "--seed", str(args.seed), "--iters", str(iters)]
+                cmd += ["--resume"] if name in retried | resume else []
                 cmd += ["--compile", mode] if mode != "eager" else []
                 cmd += ["--no-train-eval"] if args.no_train_eval else []
                 running[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
@@ -213,7 +227,7 @@ def train_queue(args) -> dict:
         if time.time() >= deadline:
             break
         if time.time() - last_pack > 20:
-            pack(out, ckpt, done, "ckpt", 5)
+            pack(out, ckpt, done, "ckpt", 4)
             last_pack = time.time()
         time.sleep(2)
     for name, proc in running.items():  # out of time: stop; their last saves (<= 500 iterations ago) stay
@@ -227,8 +241,8 @@ def train_queue(args) -> dict:
         event(f"stopped {name} at iteration {progress(ckpt / name)}")
     summary.update(mode=mode, finished=done, unfinished=sorted(running), not_started=[n for n in pending + skipped
                                                                              if n not in done])
-    summary["files"] = pack(out, ckpt, done, "ckpt", 5)
-    summary["files"] += pack(out, ckpt, [n for n in running if (ckpt / n).is_dir()], "unfinished", 1)
+    summary["files"] = pack(out, ckpt, done, "ckpt", 4)
+    summary["files"] += pack(out, ckpt, [n for n in running if (ckpt / n).is_dir()], "unfinished", 3)
     summary["metrics"] = {n: {k: m.get(k) for k in ("iterations", "test_error_pct", "train_error_pct",
                                                      "wall_time_s", "img_per_s", "device")}
                           for n in done for m in [json.loads((ckpt / n / "metrics.json").read_text())]}
@@ -252,6 +266,8 @@ def main(argv=None):
     ap.add_argument("--fit", action="store_true",
                     help="train: start a model only if its estimate fits (else: while --min-left seconds remain;"
                          " what the deadline stops is packed resumable)")
+    ap.add_argument("--resume-from", metavar="DIR",
+                    help="train: continue the unfinished runs in DIR/NAME (e.g. checkpoints/.unfinished)")
     ap.add_argument("--min-left", type=float, default=120, help="train: seconds a new model needs at least")
     ap.add_argument("--no-train-eval", action="store_true", help="train: skip the final training-set error")
     args = ap.parse_args(argv)
