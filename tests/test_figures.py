@@ -1,0 +1,123 @@
+"""core.figures: trace counts, axes, labels and JSON round-trips on real introspection data."""
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from core import figures
+from core import introspection as I
+from core import models
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny batches gain nothing from intra-op threads, and on a shared 2-core box OpenMP spin-waits
+    made these tests 10-15x slower (4 s vs 60 s). Restored afterwards for the other test files."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+def fresh(name):
+    torch.manual_seed(0)
+    return models.build(name)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return {name: I.architecture(fresh(name)) for name in ("plain20", "resnet20", "resnet56")}
+
+
+@pytest.fixture(scope="module")
+def flows():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(4, 3, 32, 32, generator=g), torch.randint(0, 10, (4,), generator=g)
+    return {f"{n} (init)": I.gradient_flow(fresh(n), x, y, bn_mode="train") for n in ("plain20", "resnet20")}
+
+
+def _roundtrip(fig):
+    assert isinstance(fig, go.Figure)
+    data = json.loads(fig.to_json())
+    assert data["layout"]["template"]["layout"]  # plotly_white resolved
+    assert fig.layout.width == figures.WIDTH
+    return data
+
+
+@pytest.mark.parametrize("names", [("plain20", "resnet20"), ("resnet20", "resnet56"), ("resnet56",)])
+def test_architecture_figure(rows, names):
+    fig = figures.architecture_figure({n: rows[n] for n in names})
+    _roundtrip(fig)
+    assert len(fig.data) == 4 * len(names)  # channels, H, params, FLOPs per model
+    deepest = max((rows[n] for n in names), key=len)
+    assert list(fig.layout.xaxis.categoryarray) == [r["name"] for r in deepest]
+    ch = fig.data[0]
+    assert list(ch.y) == [r["channels"] for r in rows[names[0]]]
+    assert list(fig.data[1].y) == [r["height"] for r in rows[names[0]]]
+    assert list(fig.data[3].y) == [r["flops"] for r in rows[names[0]]]
+    assert "16×32×32" in {c[0] for c in ch.customdata} and "64×8×8" in {c[0] for c in ch.customdata}
+    assert fig.data[3].yaxis == "y3" and fig.data[2].yaxis == "y2"
+    assert len(fig.layout.shapes) == 5 * 3  # 5 stages shaded in 3 subplots
+    stages = [a.text for a in fig.layout.annotations if a.text in ("stem", "layer1", "layer2", "layer3", "head")]
+    assert stages == ["stem", "layer1", "layer2", "layer3", "head"]
+
+
+def test_architecture_figure_colours(rows):
+    fig = figures.architecture_figure({"plain20": rows["plain20"], "resnet20": rows["resnet20"]})
+    plain, res = fig.data[0].line.color, fig.data[4].line.color
+    assert plain in figures.PLAIN_COLOURS and res in figures.RESIDUAL_COLOURS
+
+
+def test_feature_map_figure(net):
+    maps = I.feature_maps(net("resnet20"), torch.randn(1, 3, 32, 32), channels=6)
+    fig = figures.feature_map_figure(maps, title="resnet20 · cat")
+    _roundtrip(fig)
+    assert len(fig.data) == 4 * 6 and all(isinstance(t, go.Heatmap) for t in fig.data)
+    labels = [fig.layout[f"yaxis{'' if i == 1 else i}"].title.text for i in (1, 7, 13, 19)]
+    assert labels == ["stem · 16×32×32", "layer1 · 16×32×32", "layer2 · 32×16×16", "layer3 · 64×8×8"]
+    assert np.asarray(fig.data[12].z).shape == (16, 16)  # layer2 row
+    assert fig.layout.xaxis.showticklabels is False and fig.layout.title.text == "resnet20 · cat"
+
+
+def test_gradient_flow_figure(flows):
+    fig = figures.gradient_flow_figure(flows, title="init")
+    _roundtrip(fig)
+    assert len(fig.data) == 2
+    assert fig.layout.yaxis.type == "log"
+    plain, res = fig.data
+    assert plain.line.color in figures.PLAIN_COLOURS and res.line.color in figures.RESIDUAL_COLOURS
+    conv = flows["plain20 (init)"]["conv"]
+    assert list(plain.x) == list(range(len(conv))) and list(plain.customdata) == [n for n, _ in conv]
+    assert plain.customdata[0] == "layer3.2.conv2" and plain.customdata[-1] == "conv1"
+    assert list(plain.y) == pytest.approx([v for _, v in conv])
+    blocks = figures.gradient_flow_figure(flows, key="blocks")
+    assert len(blocks.data[0].x) == 10 and blocks.layout.yaxis.type == "log"
+    assert "block output" in blocks.layout.title.text
+
+
+def test_gradient_flow_figure_colour_families():
+    flow = {"conv": [("a", 1.0), ("b", 0.1)], "blocks": [], "loss": 2.3}
+    fig = figures.gradient_flow_figure({"plain56": flow, "plain110": flow, "resnet56": flow, "resnet110": flow})
+    colours = [t.line.color for t in fig.data]
+    assert len(set(colours)) == 4
+    assert all(c in figures.PLAIN_COLOURS for c in colours[:2])
+    assert all(c in figures.RESIDUAL_COLOURS for c in colours[2:])
+
+
+def test_heatmap_figure():
+    rng = np.random.default_rng(0)
+    arrays = {"image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+              "saliency": rng.random((32, 32)) * 255}
+    fig = figures.heatmap_figure(arrays, title="attribution")
+    _roundtrip(fig)
+    assert len(fig.data) == 2 and all(isinstance(t, go.Image) for t in fig.data)
+    assert np.asarray(fig.data[1].z).shape == (32, 32, 3)
+    assert [a.text for a in fig.layout.annotations] == ["image", "saliency"]
+
+
+def test_empty_inputs():
+    for fig in (figures.architecture_figure({}), figures.feature_map_figure({}),
+                figures.gradient_flow_figure({}), figures.heatmap_figure({})):
+        _roundtrip(fig)
