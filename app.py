@@ -281,10 +281,10 @@ BLOCK_DIAGRAM = """
  └───────────── identity shortcut (ResNet only) ───┘     plain net: y = ReLU(F(x))
 ```"""
 
+zoo.set_threads()  # the real CPU quota, denormals flushed
 demo = build_demo()
 
 if __name__ == "__main__":
-    zoo.set_threads()
     demo.queue(max_size=64, default_concurrency_limit=1).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), max_file_size=MAX_FILE_SIZE,
         show_error=False)

@@ -1,29 +1,36 @@
 """Attributions for the dashboard: seven Captum methods behind one call, and a renderer.
 
-"Captum objects hold the model, calls take the data": `attribute(model, x, method, target, **params)`
+"Captum objects hold the model, calls take the data": attribute(model, x, method, target, **params)
 builds the Captum object for (model, method) once, caches it (a WeakKeyDictionary keyed by the
-model; the object holds only a weak proxy of it, so a dropped model is freed), and runs it on a
+model; the object holds it only through a weak reference, so a dropped model is freed), runs it on a
 1x3x32x32 normalised input. It returns an H x W x 3 float32 map and the seconds it took.
 `render` turns a map and the 32x32 image the net saw into a size x size RGB picture (numpy + PIL).
-Only this module imports Captum, and lazily: `import core.attribution` loads numpy, not torch.
+Only this module imports Captum, and lazily: `import core.attribution` loads numpy, not torch
+or Captum (~50 ms; captum.attr alone takes ~1 s and is imported on the first attribution).
 
 Server-side bounds (LIMITS) and defaults (check_params), held by tests/test_attribution_api.py:
     ig_steps 1..200 (50)      nt_samples 1..32 (16)     nt_stdev 0.0..1.0 (0.15, in normalised
-    occlusion_window 2..16 (8), occlusion_stride 1..16 and <= window (4)       pixel units)
+    occlusion_window 2..16 (8), occlusion_stride 1..16, <= window (4 or window) pixel units)
     stage: layer1 | layer2 | layer3 (layer3)            target: int in range(num_classes)
 Baselines: zeros in normalised space (the dataset mean colour) for IG, DeepLift and Occlusion.
 
-Latency, median of 5, untrained resnet110 / resnet56, 2 shared CPU cores, torch 2.14 (targets:
-Grad-CAM <= 30 ms, Saliency <= 50 ms, IG 50 steps <= 0.75 s):
-    Grad-CAM   LATENCY_GC
-    Saliency   LATENCY_SAL
-    IG (50)    LATENCY_IG
+Latency of one call (median of 3-7 after a warm-up; BN-calibrated untrained nets; torch 2.14;
+this 2-core CPU, shared). Targets: Grad-CAM <= 30 ms, Saliency <= 50 ms, IG (50 steps) <= 0.75 s.
+    2 threads / 1 thread   Grad-CAM   Saliency   IG 50      SmoothGrad 16  Occlusion 8/4  DeepLift
+    resnet110              14 / 22    27 / 36    330 / 650  120 / 230      140 / 280      66 / 82 ms
+    resnet56                6 / 9     11 / 15    175 / 330   61 / 118       77 / 144      34 / 38 ms
+  Worst cases allowed (resnet110, 1 thread): IG 200 steps 2.7 s, SmoothGrad 32 samples 0.43 s,
+  Occlusion window 2 stride 1 (961 positions) 5.2 s. The first call of a batch shape is slow
+  (oneDNN set-up, up to ~2 s): warm up at load. With 2 threads, a busy neighbour on the other core
+  stalls OpenMP (seconds per call); 1 thread is slower but steady. IG as one batch of 50
+  (IG_BATCH = 64) beat 26/17/10 by 6-15 %; a channels_last model is ~10 % faster again.
 """
 from __future__ import annotations
 
 import functools
 import math
 import numbers
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -78,24 +85,18 @@ def _choice(name, value, options):
     return value
 
 
-def _int(name, value, lo, hi):
-    """An int in [lo, hi]; whole floats (50.0, from UI sliders) count as ints, bools do not."""
+def _number(name, value, lo, hi):
+    """A number in [lo, hi], an int where lo is one. Whole floats (50.0, as UI sliders send)
+    count as ints; bools, strings and NaN do not count as numbers."""
+    whole = isinstance(lo, int)
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) \
-            and math.isfinite(value) and float(value).is_integer():
-        value = int(value)
+            and math.isfinite(value) and (not whole or float(value).is_integer()):
+        value = int(value) if whole else float(value)
         if lo <= value <= hi:
             return value
         raise AttributionError(f"{name}={value} is out of range; allowed: {lo} to {hi}")
-    raise AttributionError(f"{name}={value!r} must be a whole number from {lo} to {hi}")
-
-
-def _float(name, value, lo, hi):
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-        value = float(value)
-        if lo <= value <= hi:  # False for NaN
-            return value
-        raise AttributionError(f"{name}={value} is out of range; allowed: {lo} to {hi}")
-    raise AttributionError(f"{name}={value!r} must be a number from {lo} to {hi}")
+    kind = "a whole number" if whole else "a number"
+    raise AttributionError(f"{name}={value!r} must be {kind} from {lo} to {hi}")
 
 
 def check_params(method: str, **params) -> dict:
@@ -112,13 +113,11 @@ def check_params(method: str, **params) -> dict:
     out = {}
     for name in METHODS[method].params:
         value = params.get(name)
+        if value is None and name == "occlusion_stride":  # default 4, or the window if smaller
+            value = min(DEFAULTS[name], out["occlusion_window"])
         value = DEFAULTS[name] if value is None else value
-        if name == "stage":
-            out[name] = _choice(name, value, STAGES)
-        elif name == "nt_stdev":
-            out[name] = _float(name, value, *LIMITS[name])
-        else:
-            out[name] = _int(name, value, *LIMITS[name])
+        out[name] = _choice(name, value, STAGES) if name == "stage" else \
+            _number(name, value, *LIMITS[name])
     if method == "Occlusion" and out["occlusion_stride"] > out["occlusion_window"]:
         raise AttributionError(f"occlusion_stride={out['occlusion_stride']} is out of range; "
                                f"allowed: 1 to occlusion_window={out['occlusion_window']} "
@@ -134,10 +133,11 @@ def _num_classes(model) -> int:
 
 
 def _check_target(model, target) -> int:
-    return _int("target", target, 0, _num_classes(model) - 1)
+    return _number("target", target, 0, _num_classes(model) - 1)
 
 
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {key: Captum object}
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> _entry(model)
+_CACHE_LOCK = threading.Lock()
 
 
 @functools.cache
@@ -145,9 +145,9 @@ def _weak_model_class():
     import torch
 
     class WeakModel(torch.nn.Module):
-        """What the cached Captum objects hold: the model by weak reference. (A WeakKeyDictionary
-        value that held its key strongly would keep every model alive forever.) Captum calls it,
-        hooks it (DeepLift) and walks the model's modules through apply (DeepLift, Guided Backprop)."""
+        """What the cached Captum objects hold: the model by weak reference (a WeakKeyDictionary
+        value that held its key strongly would keep it alive forever). Captum calls it, hooks
+        it (DeepLift) and walks the model's modules through apply (DeepLift, Guided Backprop)."""
 
         def __init__(self, model):
             super().__init__()
@@ -162,10 +162,17 @@ def _weak_model_class():
     return WeakModel
 
 
-def _captum(model, method: str, stage: str):
+def _entry(model) -> dict:
+    """The model's cache entry: {"lock": a lock, method or ("Grad-CAM", stage): Captum object}."""
+    with _CACHE_LOCK:
+        if model not in _CACHE:
+            _CACHE[model] = {"lock": threading.Lock()}
+        return _CACHE[model]
+
+
+def _captum(per_model: dict, model, method: str, stage: str):
     """The cached Captum object for (model, method[, stage])."""
     key = (method, stage) if method == "Grad-CAM" else method
-    per_model = _CACHE.setdefault(model, {})
     if key not in per_model:
         from captum import attr as ca  # ~1 s to import: only when the first map is asked for
 
@@ -183,7 +190,9 @@ def _captum(model, method: str, stage: str):
 
 
 def _run(obj, method: str, x, target: int, p: dict):
-    if method in ("Saliency", "Guided Backprop"):
+    if method == "Saliency":  # signed gradients: render's `sign` chooses what to show
+        return obj.attribute(x, target=target, abs=False)
+    if method == "Guided Backprop":
         return obj.attribute(x, target=target)
     if method == "Integrated Gradients":
         return obj.attribute(x, baselines=0.0, target=target, n_steps=p["ig_steps"],
@@ -191,7 +200,7 @@ def _run(obj, method: str, x, target: int, p: dict):
     if method == "SmoothGrad":
         return obj.attribute(x, nt_type="smoothgrad", nt_samples=p["nt_samples"],
                              nt_samples_batch_size=p["nt_samples"], stdevs=p["nt_stdev"],
-                             target=target)
+                             target=target, abs=False)  # mean of signed gradients (Smilkov)
     if method == "DeepLift":
         return obj.attribute(x, baselines=0.0, target=target)
     if method == "Occlusion":
@@ -206,9 +215,11 @@ def _run(obj, method: str, x, target: int, p: dict):
 
 
 def attribute(model, x, method: str, target: int, **params) -> tuple[np.ndarray, float]:
-    """(H x W x 3 float32 attribution, seconds) of class `target` for x, a 1x3x32x32 normalised input.
+    """(H x W x 3 float32 attribution, seconds) of class `target` for x, 1x3x32x32 normalised.
 
     Runs in eval mode and restores every module's training flag; parameter .grad is left as found.
+    Calls on one model are serialised (DeepLift and Guided Backprop hook it while they run); do
+    not run other forwards on the same model from another thread meanwhile.
     """
     import torch
 
@@ -220,21 +231,23 @@ def attribute(model, x, method: str, target: int, **params) -> tuple[np.ndarray,
     x = x.detach().to(param.device, param.dtype).clone()
     if method != "Occlusion":  # gradient methods: saves Captum a warning per call
         x.requires_grad_()
-    obj = _captum(model, method, p.get("stage", DEFAULTS["stage"]))
-    flags = [(m, m.training) for m in model.modules()]
-    no_grad = [q for q in model.parameters() if q.grad is None]
-    model.eval()
-    try:
-        with torch.enable_grad():
-            t0 = time.perf_counter()
-            attr = _run(obj, method, x, target, p)
-            out = attr[0].detach().permute(1, 2, 0).float().cpu().numpy()
-            seconds = time.perf_counter() - t0
-    finally:
-        for m, flag in flags:
-            m.training = flag
-        for q in no_grad:
-            q.grad = None
+    entry = _entry(model)
+    with entry["lock"]:
+        obj = _captum(entry, model, method, p.get("stage", DEFAULTS["stage"]))
+        flags = [(m, m.training) for m in model.modules()]
+        no_grad = [q for q in model.parameters() if q.grad is None]
+        model.eval()
+        try:
+            with torch.enable_grad():
+                t0 = time.perf_counter()
+                attr = _run(obj, method, x, target, p)
+                out = attr[0].detach().permute(1, 2, 0).float().cpu().numpy()
+                seconds = time.perf_counter() - t0
+        finally:
+            for m, flag in flags:
+                m.training = flag
+            for q in no_grad:
+                q.grad = None
     return np.ascontiguousarray(out, dtype=np.float32), seconds
 
 
@@ -275,7 +288,7 @@ def render(attr: np.ndarray, image: np.ndarray, display: str = "blend", sign: st
     from PIL import Image
 
     _choice("display", display, DISPLAYS)
-    size = _int("size", size, 32, 2048)
+    size = _number("size", size, 32, 2048)
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] != 3 or np.asarray(attr).shape[:2] != img.shape[:2]:
         raise AttributionError(f"image must be H x W x 3 and attr H x W (x C) of the same H, W; "

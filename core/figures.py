@@ -45,9 +45,9 @@ def model_colours(names) -> dict[str, str]:
 
 
 def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(template=TEMPLATE, width=WIDTH, height=height, font=FONT,
-                      title=dict(text=title, x=0.01) if title else None,
-                      margin=dict(l=70, r=30, t=70 if title else 40, b=50),
+    fig.update_layout(template=TEMPLATE, autosize=True, height=height + (30 if title else 0), font=FONT,
+                      title=dict(text=title, x=0.01, y=0.99, yanchor="top") if title else None,
+                      margin=dict(l=70, r=30, t=100 if title else 50, b=50),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0.0))
     return fig
 

@@ -113,3 +113,12 @@ def test_forged_paths_are_refused(client):
     with pytest.raises(Exception):
         client.predict({"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, "plain20", "resnet20",
                        api_name="/classify")
+
+
+def test_readme_client_example_runs_as_written(server, monkeypatch):
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- client-example -->")[1].split("<!-- /client-example -->")[0]
+    code = block.split("```python")[1].split("```")[0]
+    assert 'Client("http://127.0.0.1:7860/")' in code
+    monkeypatch.chdir(ROOT)
+    exec(compile(code.replace("http://127.0.0.1:7860/", server), "README.md", "exec"), {})

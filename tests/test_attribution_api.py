@@ -111,6 +111,23 @@ def test_deeplift_complete_through_the_cache():
     assert attr.sum() == pytest.approx(diff, rel=1e-4, abs=1e-5)
 
 
+def test_saliency_is_signed_and_calls_on_one_model_are_serialised(nets):
+    import threading
+
+    model, x = nets["resnet20b"], _x()
+    want = {m: A.attribute(model, x, m, 4)[0] for m in ("Saliency", "DeepLift", "Guided Backprop")}
+    assert (want["Saliency"] < 0).any()  # render's `sign` decides what to show
+    got = {}
+    threads = [threading.Thread(target=lambda m=m: got.update({m: A.attribute(model, x, m, 4)[0]}))
+               for m in want for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for m in want:  # no hooks of one leaked into another
+        np.testing.assert_allclose(got[m], want[m], rtol=1e-5, atol=1e-7)
+
+
 def test_check_params_defaults():
     assert A.check_params("Saliency") == {}
     assert A.check_params("Integrated Gradients") == {"ig_steps": 50}
@@ -119,6 +136,8 @@ def test_check_params_defaults():
     assert A.check_params("Occlusion") == {"occlusion_window": 8, "occlusion_stride": 4}
     # the UI may send every slider: others' parameters are dropped, None means default
     assert A.check_params("Grad-CAM", ig_steps=7, stage=None) == {"stage": "layer3"}
+    assert A.check_params("Occlusion", occlusion_window=2) == \
+        {"occlusion_window": 2, "occlusion_stride": 2}  # the default stride never exceeds it
 
 
 def test_check_params_types():
@@ -228,7 +247,10 @@ def test_latency_resnet110(record_property):
     report = []
     for method, reps in (("Grad-CAM", 5), ("Saliency", 5), ("Integrated Gradients", 3)):
         A.attribute(model, x, method, 3)  # warm-up: first calls of a shape are slow
-        ms = statistics.median(A.attribute(model, x, method, 3)[1] for _ in range(reps)) * 1000
+        times = []
+        while len(times) < reps and sum(times) < 3.0:  # a busy neighbour can make calls slow
+            times.append(A.attribute(model, x, method, 3)[1])
+        ms = statistics.median(times) * 1000
         record_property(method, ms)
         report.append(f"{method} {ms:.0f} ms")
     print(f"resnet110, {torch.get_num_threads()} threads: " + ", ".join(report))

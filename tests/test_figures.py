@@ -42,7 +42,7 @@ def _roundtrip(fig):
     assert isinstance(fig, go.Figure)
     data = json.loads(fig.to_json())
     assert data["layout"]["template"]["layout"]  # plotly_white resolved
-    assert fig.layout.width == figures.WIDTH
+    assert fig.layout.autosize and fig.layout.width is None  # fills its container
     return data
 
 
