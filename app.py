@@ -2,7 +2,9 @@
 
     python app.py        # http://127.0.0.1:7860 (a Hugging Face Space runs this file as it is)
 
-Four tabs, each also a public API (gradio_client): classify, explain, architecture, gradient_flow.
+Four tabs on the uploaded image, each also a public API (gradio_client): classify, explain,
+architecture, gradient_flow; then the research tabs of app_research.py (results, curves,
+layer_responses, lesion, landscape, shattered, vgg_vs_resnet).
 This file only wires: images are decoded by core.images, models served by core.zoo, attributions
 by core.attribution, analysis by core.introspection, plots by core.figures. Starts without touching
 the network; models load on first use (README: start-up time and latencies, from bench/).
@@ -16,6 +18,7 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
+from app_research import research_tabs  # noqa: E402
 from core import attribution, figures, images, introspection, models, zoo  # noqa: E402
 from core.data import CLASSES  # noqa: E402
 
@@ -271,6 +274,7 @@ def build_demo() -> gr.Blocks:
             flow_info = gr.Markdown(elem_id="flow-info")
             flow_btn.click(gradient_flow, [image, src, weights, gdepth, bn], [flow_conv, flow_blocks, flow_info],
                            api_name="gradient_flow", preprocess=False)
+        research_tabs()
     return demo
 
 

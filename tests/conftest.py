@@ -110,3 +110,11 @@ def server(tmp_path_factory):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    """A gradio_client.Client connected to the running app."""
+    from gradio_client import Client
+
+    return Client(server, verbose=False)

@@ -10,17 +10,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT / "assets" / "examples"
 METHODS = ["Saliency", "Integrated Gradients", "SmoothGrad", "Guided Backprop", "DeepLift", "Grad-CAM",
            "Occlusion"]
-
-
-@pytest.fixture(scope="session")
-def client(server):
-    return Client(server, verbose=False)
 
 
 def _trained(*names):

@@ -59,6 +59,22 @@ def test_walk_through_the_four_tabs(page):
     page.screenshot(path=SHOTS / "4-gradient-flow.png", full_page=True)
 
 
+RESEARCH = [("Results", "#results-btn", "#results-table table"), ("Training curves", "#curves-btn", "#curves-plot .js-plotly-plot"),
+            ("Layer responses", "#responses-btn", "#responses-plot .js-plotly-plot"),
+            ("Lesions", "#lesion-btn", "#lesion-plot .js-plotly-plot"),
+            ("Loss landscape", "#landscape-btn", "#landscape-plot .js-plotly-plot"),
+            ("Shattered gradients", "#shattered-btn", "#shattered-plot .js-plotly-plot"),
+            ("VGG vs ResNet", "#vgg-btn", "#vgg-plot .js-plotly-plot")]
+
+
+@pytest.mark.parametrize("tab, button, result", RESEARCH, ids=[r[0] for r in RESEARCH])
+def test_research_tab_renders(page, tab, button, result):
+    page.get_by_role("tab", name=tab).click()
+    page.locator(button).click()
+    page.locator(result).first.wait_for()
+    page.screenshot(path=SHOTS / f"research-{tab.lower().replace(' ', '-')}.png", full_page=True)
+
+
 def test_a_bad_upload_shows_a_clear_error(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"definitely not an image")

@@ -1,0 +1,164 @@
+"""Loss landscapes along random filter-normalised directions (Li et al. 2018, "Visualizing the loss
+landscape of neural nets"): plain nets are chaotic, residual nets convex-looking.
+
+- direction(model, seed): Gaussian noise with each filter (output channel of a conv weight, output row
+  of the linear weight) rescaled to the norm of the model's own filter; BN weights/biases and every
+  bias get direction 0 (Li et al. ignore them), so only conv/linear weights move.
+- line / surface: loss (mean cross-entropy) and error (percent) at theta + a*d1 (+ b*d2).
+- Evaluation is in eval mode: BN uses the checkpoint's running statistics, fixed along the path
+  (our choice: the landscape of the network as served; recomputing them at each point would need
+  training batches and a train-mode pass per point). Far from theta these fixed statistics no longer match the
+  activations, so the loss grows faster than it would with recomputed statistics.
+- Every call works on a deep copy of the model: the served model is never touched. no_grad, batch 500.
+
+Runtimes on the 2-core dev machine, measured while it was shared (load average 6-8), so upper bounds:
+- line() with the 80 shipped test images, 21 alphas: resnet20 3-5.5 s, plain20 3-4.5 s, fresh
+  resnet56/plain56 9-20 s (0.15-0.25 s per 80-image forward of resnet20). Not the 1 s hoped for:
+  for a live view use fewer alphas/images, or the beta = 0 column of a precomputed surface, which is
+  exactly line(seed=0) (direction 1 of surface() is direction(model, 0)).
+- surface(): ~0.9 s per grid point with 500 images, ~2.9 s with 1000 (resnet20 / plain20). Hence
+  precompute()'s CPU defaults, 500 training images on an 11 x 11 grid: 176 s for plain20 +
+  resnet20 (~3x that at depth 56); the 1000-image 21 x 21 grid would take 25-40 min here, seconds
+  on a GPU (precompute uses CUDA when available).
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+BATCH = 500
+
+
+def direction(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """{parameter name: direction tensor}: filter-normalised Gaussian for conv/linear weights, 0 elsewhere."""
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, p in model.named_parameters():
+        w = p.detach().float().cpu()
+        if w.dim() <= 1:  # BN weight/bias, conv/linear bias
+            out[name] = torch.zeros_like(w)
+            continue
+        d = torch.randn(w.shape, generator=gen)
+        scale = w.flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1).clamp_min(1e-12)
+        out[name] = d * scale.view(-1, *([1] * (w.dim() - 1)))
+    return out
+
+
+def _as_tensors(images_norm, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.as_tensor(np.asarray(images_norm) if not torch.is_tensor(images_norm) else images_norm).float()
+    x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels).long()
+    return x, y
+
+
+@torch.no_grad()
+def _evaluate(model, x, y) -> tuple[float, float]:
+    """(mean cross-entropy, error %) of model on (x, y), in batches of BATCH."""
+    loss, wrong = 0.0, 0
+    for i in range(0, len(x), BATCH):
+        logits = model(x[i:i + BATCH])
+        loss += float(F.cross_entropy(logits, y[i:i + BATCH], reduction="sum"))
+        wrong += int((logits.argmax(1) != y[i:i + BATCH]).sum())
+    return loss / len(x), 100.0 * wrong / len(x)
+
+
+class _Perturbed:
+    """A deep copy of `model` in eval mode whose moving weights can be set to theta + sum c_k d_k."""
+
+    def __init__(self, model, dirs: list[dict[str, torch.Tensor]], device="cpu"):
+        # channels_last: 20-40% faster convs on the CPU here (same numbers up to float rounding)
+        self.model = copy.deepcopy(model).eval().to(device, memory_format=torch.channels_last)
+        params = dict(self.model.named_parameters())
+        self.moving = [(params[n], params[n].detach().clone(), [d[n].to(params[n]) for d in dirs])
+                       for n in params if any(bool(d[n].any()) for d in dirs)]
+
+    @torch.no_grad()
+    def at(self, *coefs: float):
+        for p, base, ds in self.moving:
+            p.copy_(base)
+            for c, d in zip(coefs, ds):
+                p.add_(d, alpha=float(c))
+        return self.model
+
+
+def line(model, images_norm, labels, alphas, seed: int = 0, device="cpu") -> dict:
+    """1-D slice: {"alpha": [...], "loss": [...], "err": [...] (percent)} at theta + alpha * d(seed)."""
+    torch.set_flush_denormal(True)  # per thread: perturbed plain nets produce denormals
+    x, y = (t.to(device) for t in _as_tensors(images_norm, labels))
+    net = _Perturbed(model, [direction(model, seed)], device)
+    out = {"alpha": [float(a) for a in alphas], "loss": [], "err": []}
+    for a in out["alpha"]:
+        loss, err = _evaluate(net.at(a), x, y)
+        out["loss"].append(loss)
+        out["err"].append(err)
+    return out
+
+
+def surface(model, images_norm, labels, alphas, betas, seeds=(0, 1), device="cpu") -> dict:
+    """2-D slice: {"alpha", "beta", "loss": [[...]], "err": [[...]]}, loss[i][j] at theta + a_i d1 + b_j d2."""
+    torch.set_flush_denormal(True)
+    x, y = (t.to(device) for t in _as_tensors(images_norm, labels))
+    net = _Perturbed(model, [direction(model, s) for s in seeds], device)
+    al, be = [float(a) for a in alphas], [float(b) for b in betas]
+    loss = [[0.0] * len(be) for _ in al]
+    err = [[0.0] * len(be) for _ in al]
+    for i, a in enumerate(al):
+        for j, b in enumerate(be):
+            loss[i][j], err[i][j] = _evaluate(net.at(a, b), x, y)
+    return {"alpha": al, "beta": be, "loss": loss, "err": err, "seeds": list(seeds)}
+
+
+def default_names(root=None) -> list[str]:
+    """[plainD, resnetD] for the deepest D at which both are shipped under root; [] if none."""
+    from core import checkpoints, zoo
+
+    shipped = {f.name for f in checkpoints.list_folders(root or zoo.ROOT)}
+    depths = [int(n[5:]) for n in shipped if n.startswith("plain") and n[5:].isdigit() and f"resnet{n[5:]}" in shipped]
+    return [f"plain{max(depths)}", f"resnet{max(depths)}"] if depths else []
+
+
+def precompute(root=None, data_dir=None, names=None, n_images: int = 500, steps: int = 11,
+               span: float = 1.0, device=None) -> dict:
+    """{name: {"alpha", "beta", "loss", "err", "n_images", "seconds"}}: a steps x steps surface over
+    [-span, span]^2 (directions seeds 0 and 1) of each checkpoint, on the first n_images TRAINING
+    images (the landscape of the training objective), normalised with the checkpoint's own
+    normalisation, in eval mode (BN running statistics fixed; see the module docstring).
+    device None: "cuda" if available, else "cpu". The CPU defaults (500 images, 11 x 11) are sized to
+    the dev machine (see the module docstring); on a GPU use n_images=1000, steps=21 or more."""
+    from core import checkpoints, zoo
+    from core.data import load_split, normalize
+
+    root = root or zoo.ROOT
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    names = default_names(root) if names is None else list(names)
+    if not names:
+        return {}
+    images, labels = load_split("train", data_dir)
+    images, labels = torch.as_tensor(images[:n_images]), torch.as_tensor(labels[:n_images])
+    grid = np.linspace(-span, span, steps).tolist()
+    out = {}
+    for name in names:
+        ck = checkpoints.load(checkpoints.Path(root) / name)
+        t = time.perf_counter()
+        res = surface(ck.model, normalize(images, ck.normalization), labels, grid, grid, device=device)
+        out[name] = {**res, "n_images": int(len(images)), "seconds": round(time.perf_counter() - t, 1)}
+    return out
+
+
+if __name__ == "__main__":
+    from core import zoo
+
+    zoo.set_threads()
+    x, y = zoo.test_sample()
+    for name in ("resnet20", "plain20", "resnet56"):
+        served = zoo.get(name) if name in zoo.shipped() else zoo.get(name, "init")
+        t = time.perf_counter()
+        line(served.model, zoo.inputs(served, x), y, np.linspace(-1, 1, 21))
+        print(f"line {name} ({'trained' if served.trained else 'fresh'}): {time.perf_counter() - t:.2f} s")
+    t = time.perf_counter()
+    res = precompute()
+    print(f"precompute {list(res)}: {time.perf_counter() - t:.1f} s", {k: v['seconds'] for k, v in res.items()})

@@ -1,0 +1,59 @@
+"""Compute the research views once and store them, stamped, in assets/research/ (see core/cache.py).
+
+    python -m core.precompute [--views layer_responses lesion landscape vgg_vs_resnet] [--data-dir DIR]
+
+Needs CIFAR-10 (data/, $CIFAR10_DIR or --data-dir) and the shipped checkpoints; the app itself then
+needs neither the data set nor minutes of CPU: it reads these files, and shows a view as stale when
+a checkpoint it was computed from has changed (rerun this command then). Runtimes on the 2-core dev
+machine, with resnet20 + plain20 shipped, are printed per view and quoted in the README.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from core import cache
+
+
+def _layer_responses(a):
+    from core import study
+    return study.precompute_layer_responses(data_dir=a.data_dir)
+
+
+def _lesion(a):
+    from core import lesion
+    return lesion.precompute(data_dir=a.data_dir)
+
+
+def _landscape(a):
+    from core import landscape
+    return landscape.precompute(data_dir=a.data_dir)
+
+
+def _vgg_vs_resnet(a):
+    from core import imagenet
+    return imagenet.precompute()
+
+
+VIEWS = {"layer_responses": _layer_responses, "lesion": _lesion, "landscape": _landscape,
+         "vgg_vs_resnet": _vgg_vs_resnet}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m core.precompute", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--views", nargs="+", choices=list(VIEWS), default=list(VIEWS))
+    ap.add_argument("--data-dir", help="folder holding cifar-10-batches-bin/ (default $CIFAR10_DIR, data/)")
+    a = ap.parse_args(argv)
+    from core import models, zoo
+
+    zoo.set_threads()
+    for view in a.views:
+        t = time.perf_counter()
+        data = VIEWS[view](a)
+        names = [k for k in data if k in models.REGISTRY] if isinstance(data, dict) else []
+        path = cache.save(view, data, names)
+        print(f"{view}: {time.perf_counter() - t:.1f} s -> {path} (checkpoints: {', '.join(names) or 'none'})")
+
+
+if __name__ == "__main__":
+    main()

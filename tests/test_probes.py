@@ -1,0 +1,181 @@
+"""Lesion study (core/lesion.py), shattered gradients (core/shattered.py) and their figures
+(core/figures_probes.py), on small fresh models with BN calibrated (shattered.at_init)."""
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from core import data, lesion, models, shattered, zoo
+from core.figures_probes import lesion_figure, random_lesion_figure, shattered_figure
+
+NAMES = ("resnet20", "plain20", "resnet20b")
+
+
+@pytest.fixture(scope="module")
+def nets():
+    return {n: shattered.at_init(n, seed=0) for n in NAMES}
+
+
+@pytest.fixture(scope="module")
+def sample():
+    x, y = zoo.test_sample()
+    return x, y
+
+
+def _x(sample, n=4):
+    return data.normalize(torch.as_tensor(sample[0][:n]))
+
+
+def test_blocks_in_forward_order(nets):
+    expected = [f"layer{s}.{j}" for s in (1, 2, 3) for j in range(3)]
+    for m in nets.values():
+        assert lesion.blocks(m) == expected
+
+
+def test_at_init_deterministic_and_eval(nets):
+    m = shattered.at_init("resnet20", seed=0)
+    assert not m.training
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(m(x), nets["resnet20"](x))
+    state = torch.random.get_rng_state()
+    shattered.at_init("plain20", seed=3)
+    assert torch.equal(state, torch.random.get_rng_state())  # global RNG untouched
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("block", ["layer1.1", "layer2.0", "layer3.0", "layer3.2"])
+def test_deletion_acts_from_that_block_on(nets, sample, name, block):
+    model = nets[name]
+    x = _x(sample)
+    with torch.no_grad():
+        before = model.forward_stages(x, blocks=True)
+        les = lesion.lesioned(model, [block])
+        out = les.forward_stages(x, blocks=True)
+        after = model.forward_stages(x, blocks=True)
+    keys = list(before)
+    i = keys.index(block)
+    for k in keys[:i]:  # everything before the deleted block is untouched
+        torch.testing.assert_close(out[k], before[k])
+    assert out[block].shape == before[block].shape  # shape-changing blocks too (plain, A, B)
+    assert not torch.allclose(out[block], before[block])
+    assert not torch.allclose(out["logits"], before["logits"])
+    for k in keys:  # the original model is unchanged afterwards
+        torch.testing.assert_close(after[k], before[k], rtol=0, atol=0)
+    assert all(not isinstance(b, lesion.Lesioned) for s in ("layer1", "layer2", "layer3")
+               for b in getattr(model, s))
+
+
+def test_deleted_block_semantics(nets, sample):
+    x = _x(sample)
+    with torch.no_grad():
+        for name in ("resnet20", "plain20"):  # identity shortcut / same-shape plain block: y = x
+            st = lesion.lesioned(nets[name], "layer1.1").forward_stages(x, blocks=True)
+            torch.testing.assert_close(st["layer1.1"], st["layer1.0"])
+        # option A and plain at a stage change: subsample + zero-padded channels
+        for name in ("resnet20", "plain20"):
+            st = lesion.lesioned(nets[name], "layer2.0").forward_stages(x, blocks=True)
+            h = st["layer1"][:, :, ::2, ::2]
+            torch.testing.assert_close(st["layer2.0"][:, 8:24], h)
+            assert st["layer2.0"][:, :8].abs().max() == 0 and st["layer2.0"][:, 24:].abs().max() == 0
+        # option B: ReLU(BN(conv1x1(x)))
+        m = nets["resnet20b"]
+        st = lesion.lesioned(m, "layer3.0").forward_stages(x, blocks=True)
+        torch.testing.assert_close(st["layer3.0"], torch.relu(m.layer3[0].shortcut(st["layer2"])))
+    with pytest.raises(KeyError):
+        lesion.lesioned(nets["resnet20"], ["layer4.0"])
+    assert "Deleting block" in lesion.DEFINITION
+
+
+def test_lesion_errors_and_random(nets, sample):
+    x, y = sample
+    model = nets["resnet20"]
+    res = lesion.lesion_errors(model, x, y, data.NORMALIZATION, batch_size=80)
+    assert len(res["single"]) == 9
+    assert [b for b, _ in res["single"]] == lesion.blocks(model)
+    for e in [res["baseline"]] + [e for _, e in res["single"]]:
+        assert 0.0 <= e <= 100.0
+        assert abs(e * len(y) / 100 - round(e * len(y) / 100)) < 1e-6  # a whole number of mistakes
+    r = lesion.random_lesions(model, x[:20], y[:20], data.NORMALIZATION, ks=(1, 9), draws=3, seed=0)
+    assert r["k"] == [1, 9] and len(r["mean"]) == len(r["std"]) == 2
+    assert all(s >= 0 for s in r["std"]) and all(0 <= m <= 100 for m in r["mean"])
+    assert r["draws"] == [3, 1] and r["std"][-1] == 0.0  # only one 9-subset of 9 blocks
+    r2 = lesion.random_lesions(model, x[:20], y[:20], data.NORMALIZATION, ks=(1, 9), draws=3, seed=0)
+    assert r2 == r
+    assert lesion.default_ks(model) == list(range(1, 10))
+
+
+def test_precompute_any_subset(tmp_path):
+    assert lesion.precompute(root=tmp_path, log=None) == {}
+    if not zoo.shipped():
+        pytest.skip("no shipped checkpoints")
+    x, y = zoo.test_sample()
+    out = lesion.precompute(n_images=10, draws=1, ks=(2,), log=None)
+    assert set(out) == set(zoo.shipped())
+    for name, d in out.items():
+        assert len(d["single"]) == 3 * models.get_spec(name).blocks_per_stage and d["random"]["k"] == [2]
+        assert "first 10 " in d["images"] or "assets" in d["images"]
+        assert d["residual"] == (not name.startswith("plain"))
+    json.dumps(out)
+    fig = lesion_figure(out)
+    assert len(fig.data) == 2 * len(out)
+
+
+@pytest.mark.parametrize("name", ["resnet20", "plain20"])
+def test_gradient_line_matches_finite_differences(nets, sample, name):
+    m64 = copy.deepcopy(nets[name]).double()
+    xa = _x(sample, 2).double()
+    a, b = xa[0], xa[1]
+    line = shattered.gradient_line(m64, a, b, points=9, batch_size=4)
+    assert len(line["t"]) == len(line["g"]) == 9
+    assert np.all(np.isfinite(line["g"]))
+    with torch.no_grad():
+        assert line["cls"] == int(m64(a[None]).argmax())
+    # f is piecewise linear in t with many kinks (every ReLU), so the step must be tiny (float64);
+    # at a kink autograd takes one side, hence the closest of central / forward / backward
+    h = 1e-8
+    for i in (2, 6):
+        t = line["t"][i]
+        with torch.no_grad():
+            f = lambda s: m64(((1 - s) * a + s * b)[None])[0, line["cls"]].item()
+            f0, fp, fm = f(t), f(t + h), f(t - h)
+        fds = [(fp - fm) / (2 * h), (fp - f0) / h, (f0 - fm) / h]
+        err = min(abs(fd - line["g"][i]) for fd in fds)
+        assert err <= 1e-4 * max(1.0, abs(fds[0])), (t, fds, line["g"][i])
+    # float32 model, explicit class
+    line32 = shattered.gradient_line(nets[name], xa[0].float(), xa[1].float(), points=20, cls=3)
+    assert line32["cls"] == 3 and len(line32["g"]) == 20
+    g64 = shattered.gradient_line(m64, a, b, 20, cls=3)["g"]
+    close = np.isclose(line32["g"], g64, rtol=1e-2, atol=1e-3 * np.abs(g64).max())
+    assert close.mean() >= 0.9  # float32 rounding may flip a ReLU at a point or two (plain nets)
+
+
+def test_autocorrelation():
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(2000)
+    r = shattered.autocorrelation(noise, 10)
+    assert len(r) == 11 and r[0] == pytest.approx(1.0)
+    assert abs(r[1]) < 0.1
+    sine = np.sin(np.linspace(0, 4 * np.pi, 256)) + 5.0
+    r = shattered.autocorrelation(sine, 50)
+    assert r[0] == pytest.approx(1.0) and r[1] > 0.95
+    assert shattered.autocorrelation([2.0] * 5, 10) == [1.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_figures(nets, sample):
+    fake = {"plain20": {"baseline": 9.8, "single": [["layer1.0", 50.0], ["layer1.1", 60.0]],
+                        "random": {"k": [1, 2], "mean": [55.0, 80.0], "std": [5.0, 3.0]}},
+            "resnet20": {"baseline": 8.1, "single": [("layer1.0", 12.0), ("layer1.1", 9.0)],
+                         "random": {"k": [1, 2], "mean": [10.0, 14.0], "std": [1.0, 2.0]}}}
+    for fig in (lesion_figure(fake), random_lesion_figure(fake), lesion_figure({}), random_lesion_figure({})):
+        fig.to_json()
+    assert len(lesion_figure(fake).data) == 4 and len(random_lesion_figure(fake).data) == 2
+    xa = _x(sample, 2)
+    lines = {n: shattered.gradient_line(nets[n], xa[0], xa[1], points=16) for n in ("plain20", "resnet20")}
+    lines["plain20"]["acf"] = shattered.autocorrelation(lines["plain20"]["g"], 10)
+    fig = shattered_figure(lines, max_lag=10)
+    assert len(fig.data) == 4
+    json.loads(fig.to_json())
+    assert fig.data[0].line.color != fig.data[2].line.color
+    shattered_figure({}).to_json()

@@ -1,0 +1,140 @@
+"""core/study.py and core/figures_study.py on a temporary checkpoint root of tiny fresh models."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from core import checkpoints, figures_study, models, study
+from tests.conftest import ready
+
+# (train_err, test_err): plain32 worse at both -> degradation; resnet32 (mean over 3 seeds: train
+# 4 = resnet20's, test 11 > 9) -> overfitting; resnet20b has nothing shallower -> "—"
+FAKE = {"plain20": (5.0, 10.0), "plain32": (7.0, 12.0), "resnet20": (4.0, 9.0), "resnet32": (3.0, 10.0),
+        "resnet20b": (2.0, 8.5)}
+SEEDS = [(4.0, 11.0), (5.0, 12.0)]  # resnet32's extra seeds
+
+
+def _history(train, test):
+    return [{"iter": i, "train_loss": 2.0 / i, "train_err": train + 10 / i, "test_err": test + 10 / i,
+             "lr": 0.1, "wall_s": float(i)} for i in (1, 2, 3)]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpts")
+    for i, (name, (train, test)) in enumerate(FAKE.items()):
+        torch.manual_seed(i)
+        metrics = {"train_error_pct": train, "test_error_pct": test, "iterations": 3, "finished": True}
+        checkpoints.save(root / name, models.build(name), metrics, _history(train, test))
+    (root / "resnet32" / "seeds").mkdir()
+    for k, (train, test) in enumerate(SEEDS):
+        (root / "resnet32" / "seeds" / f"seed{k + 1}.json").write_text(
+            json.dumps({"train_error_pct": train, "test_error_pct": test}))
+    return root
+
+
+def test_results_table(root):
+    df = study.results_table(root)
+    assert list(df.columns) == study.COLUMNS
+    assert list(df["model"]) == ["plain20", "plain32", "resnet20", "resnet32", "resnet20b"]
+    r = df.set_index("model")
+    assert r.loc["plain20", "kind"] == "plain" and r.loc["resnet20b", "kind"] == "residual"
+    assert r.loc["plain32", "layers"] == 32
+    assert r.loc["resnet20", "params"] == 269_722 == r.loc["plain20", "params"]
+    assert r.loc["resnet20", "flops"] == 81_102_080
+    assert r.loc["resnet20b", "flops"] > r.loc["resnet20", "flops"]
+    assert r.loc["plain32", "train_err"] == 7.0 and r.loc["plain32", "test_err"] == 12.0
+    assert math.isnan(r.loc["plain32", "test_err_std"]) and r.loc["plain32", "seeds"] == 1
+    # seeds: the main run plus two seeds/*.json
+    assert r.loc["resnet32", "seeds"] == 3
+    assert r.loc["resnet32", "train_err"] == pytest.approx(4.0)
+    assert r.loc["resnet32", "test_err"] == pytest.approx(11.0)
+    assert r.loc["resnet32", "test_err_std"] == pytest.approx(1.0)
+    assert r.loc["resnet32", "train_err_std"] == pytest.approx(1.0)
+    assert r.loc["resnet20", "paper_err"] == 8.75 and math.isnan(r.loc["plain20", "paper_err"])
+    assert dict(r["diagnosis"]) == {"plain20": "—", "plain32": "degradation", "resnet20": "—",
+                                    "resnet32": "overfitting", "resnet20b": "—"}
+    text = study.diagnosis_text(df)
+    assert "Degradation" in text and "Overfitting" in text
+    assert "`plain32` vs `plain20`" in text and "**degradation**" in text and "**overfitting**" in text
+
+
+def test_verdicts():
+    row = lambda tr, te: {"train_err": tr, "test_err": te}  # noqa: E731
+    assert study._verdict(row(1, 5), row(2, 6)) == "better"
+    assert study._verdict(row(3, 7), row(2, 6)) == "degradation"
+    assert study._verdict(row(2, 7), row(2, 6)) == "overfitting"
+    assert study._verdict(row(2, 7), None) == "—"
+    assert study._verdict(row(2, math.nan), row(2, 6)) == "—"
+
+
+def test_empty_root(tmp_path):
+    df = study.results_table(tmp_path / "none")
+    assert list(df.columns) == study.COLUMNS and len(df) == 0
+    assert "No checkpoints" in study.diagnosis_text(df)
+    assert study.curves(tmp_path) == {}
+    assert study.precompute_layer_responses(tmp_path) == {}
+    figures_study.curves_figure({}).to_json()
+    figures_study.layer_responses_figure({}).to_json()
+
+
+def test_curves_and_figure(root):
+    c = study.curves(root)
+    assert set(c) == set(FAKE)
+    assert c["plain32"]["iter"] == [1.0, 2.0, 3.0]
+    assert c["plain32"]["test_err"][-1] == pytest.approx(12.0 + 10 / 3)
+    assert c["plain32"]["kind"] == "plain" and c["resnet20b"]["kind"] == "residual"
+    fig = figures_study.curves_figure(c)
+    assert len(fig.data) == 2 * len(FAKE)
+    by_name = {t.name: t for t in fig.data}
+    assert by_name["plain20 train"].line.dash == "dash" and by_name["plain20 test"].line.dash == "solid"
+    assert by_name["plain20 test"].xaxis == "x" and by_name["resnet20 test"].xaxis == "x2"
+    assert by_name["plain20 test"].line.color == by_name["resnet20 test"].line.color  # colour = depth
+    assert by_name["plain20 test"].line.color != by_name["plain32 test"].line.color
+    assert "iteration" in by_name["plain20 test"].hovertemplate
+    assert figures_study.curves_figure(c, log_y=True).layout.yaxis.type == "log"
+    fig.to_json()
+
+
+def test_layer_responses():
+    model = ready("plain20")
+    x = torch.randn(24, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    res = study.layer_responses(model, x, batch_size=10)
+    assert len(res) == 19
+    assert res[0][0] == "bn1" and res[1][0] == "layer1.0.bn1" and res[-1][0] == "layer3.2.bn2"
+    assert all(np.isfinite(s) and s > 0 for _, s in res)
+    with torch.no_grad():  # hook-free: the stem's BN output directly
+        y = model.bn1(model.conv1(x)).double()
+    assert res[0][1] == pytest.approx(float(y.std(dim=(0, 2, 3), unbiased=False).mean()), rel=1e-6)
+    with torch.no_grad():  # and the last block's bn2 via its residual branch
+        h = model.layer2(model.layer1(model.relu(model.bn1(model.conv1(x)))))
+        for blk in list(model.layer3)[:-1]:
+            h = blk(h)
+        y = model.layer3[-1].residual_branch(h).double()
+    assert res[-1][1] == pytest.approx(float(y.std(dim=(0, 2, 3), unbiased=False).mean()), rel=1e-6)
+    assert not model.training and not model.bn1._forward_hooks
+    whole = study.layer_responses(model, x, batch_size=24)  # batching does not change the numbers
+    assert [n for n, _ in whole] == [n for n, _ in res]
+    assert [s for _, s in whole] == pytest.approx([s for _, s in res], rel=1e-9)
+
+
+def test_layer_responses_figure():
+    data = {"plain20": {"layers": ["a", "b", "c"], "std": [1.0, 3.0, 2.0]},
+            "resnet20": {"layers": ["a", "b", "c"], "std": [0.5, 0.2, 0.9]}}
+    fig = figures_study.layer_responses_figure(data)
+    assert [t.name for t in fig.data] == ["plain20", "resnet20"]
+    assert list(fig.data[0].y) == [1.0, 3.0, 2.0] and list(fig.data[0].x) == [1, 2, 3]
+    assert fig.data[0].line.color in figures_study.PLAIN_FAMILY
+    assert fig.data[1].line.color in figures_study.RESIDUAL_FAMILY
+    s = figures_study.layer_responses_figure(data, sorted_=True)
+    assert list(s.data[0].y) == [3.0, 2.0, 1.0] and list(s.data[0].customdata) == ["b", "c", "a"]
+    s.to_json()
+
+
+def test_precompute_layer_responses(root, cifar_dir):
+    out = study.precompute_layer_responses(root, cifar_dir, limit=20)
+    assert set(out) == set(FAKE)
+    assert len(out["plain32"]["std"]) == 31 and len(out["resnet20"]["layers"]) == 19
+    assert all(np.isfinite(s) and s > 0 for d in out.values() for s in d["std"])
