@@ -107,26 +107,14 @@ def landscape_view(kind="contour"):
 def shattered_view(weights="trained", depth=20):
     if weights not in ("trained", "init") or int(depth) not in DEPTHS:
         raise gr.Error(f"weights must be 'trained' or 'init'; depth one of {DEPTHS}")
-    x_u8, _ = zoo.test_sample()
-    lines, notes = {}, []
-    for name in (f"plain{int(depth)}", f"resnet{int(depth)}"):
-        if weights == "trained":
-            try:
-                served = zoo.get(name)
-            except zoo.ModelUnavailable as e:
-                notes.append(f"`{name}`: unavailable. {e}")
-                continue
-            model, norm = served.model, served.normalization
-        else:
-            model, norm = shattered.at_init(name), zoo.NORMALIZATION
-        a, b = (normalize(torch.as_tensor(x_u8[i]), norm)[0] for i in (0, 1))
-        line = shattered.gradient_line(model, a, b)
-        ac = shattered.autocorrelation(line["g"])
-        lines[f"{name} ({weights})"] = {**line, "autocorr": ac}
-        notes.append(f"`{name}` ({weights}): autocorrelation at lag 1 **{ac[1]:.2f}**, lag 5 {ac[5]:.2f}")
+    data, info = _cached("shattered")
+    entry = (data or {}).get(f"{weights}{int(depth)}")
+    lines, notes = (entry["lines"], entry["notes"]) if entry else shattered.pair(int(depth), weights)
     if not lines:
         raise gr.Error("Neither model is shipped at this depth; choose weights 'init'.")
-    return figures_probes.shattered_figure(lines), "\n\n".join(notes)
+    notes = notes + [f"`{k}`: autocorrelation at lag 1 **{v['autocorr'][1]:.2f}**, lag 5 {v['autocorr'][5]:.2f}"
+                     for k, v in lines.items()]
+    return figures_probes.shattered_figure(lines), "\n\n".join(notes + [info if entry else "computed live"])
 
 
 def vgg_vs_resnet(channels=64):

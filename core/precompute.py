@@ -1,6 +1,6 @@
 """Compute the research views once and store them, stamped, in assets/research/ (see core/cache.py).
 
-    python -m core.precompute [--views layer_responses lesion landscape vgg_vs_resnet] [--data-dir DIR]
+    python -m core.precompute [--views layer_responses lesion landscape vgg_vs_resnet shattered] [--data-dir DIR]
 
 Needs CIFAR-10 (data/, $CIFAR10_DIR or --data-dir) and the shipped checkpoints; the app itself then
 needs neither the data set nor minutes of CPU: it reads these files, and shows a view as stale when
@@ -35,8 +35,15 @@ def _vgg_vs_resnet(a):
     return imagenet.precompute()
 
 
+def _shattered(a):
+    from core import shattered, zoo
+    data = shattered.precompute()
+    used = {k.split(" ")[0] for v in data.values() for k in v["lines"] if k.endswith("(trained)")}
+    return data, sorted(used & set(zoo.shipped()))
+
+
 VIEWS = {"layer_responses": _layer_responses, "lesion": _lesion, "landscape": _landscape,
-         "vgg_vs_resnet": _vgg_vs_resnet}
+         "vgg_vs_resnet": _vgg_vs_resnet, "shattered": _shattered}
 
 
 def main(argv=None):
@@ -50,7 +57,10 @@ def main(argv=None):
     for view in a.views:
         t = time.perf_counter()
         data = VIEWS[view](a)
-        names = [k for k in data if k in models.REGISTRY] if isinstance(data, dict) else []
+        if isinstance(data, tuple):  # (data, the checkpoints it used)
+            data, names = data
+        else:
+            names = [k for k in data if k in models.REGISTRY] if isinstance(data, dict) else []
         path = cache.save(view, data, names)
         print(f"{view}: {time.perf_counter() - t:.1f} s -> {path} (checkpoints: {', '.join(names) or 'none'})")
 

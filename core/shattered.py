@@ -109,6 +109,34 @@ def at_init(name: str, seed: int = 0) -> models.CifarResNet:
     return model.eval()
 
 
+def pair(depth: int, weights: str, points: int = DEFAULT_POINTS) -> tuple[dict, list[str]]:
+    """The dashboard's view: lines (with autocorrelation) of plain{depth} and resnet{depth} between
+    test-sample images 0 and 1, trained (shipped checkpoints) or at init; plus notes on what is missing."""
+    from core import data, zoo
+
+    x, _ = zoo.test_sample()
+    lines, notes = {}, []
+    for name in (f"plain{depth}", f"resnet{depth}"):
+        if weights == "trained":
+            try:
+                served = zoo.get(name)
+            except zoo.ModelUnavailable as e:
+                notes.append(f"`{name}`: unavailable. {e}")
+                continue
+            model, norm = served.model, served.normalization
+        else:
+            model, norm = at_init(name), data.NORMALIZATION
+        a, b = data.normalize(torch.as_tensor(x[:2]), norm)
+        line = gradient_line(model, a, b, points=points)
+        lines[f"{name} ({weights})"] = {**line, "autocorr": autocorrelation(line["g"])}
+    return lines, notes
+
+
+def precompute(depths=(20, 32, 44, 56, 110)) -> dict:
+    """{f"{weights}{depth}": {"lines": ..., "notes": ...}} for every depth, at init and trained."""
+    return {f"{w}{d}": dict(zip(("lines", "notes"), pair(d, w))) for d in depths for w in ("init", "trained")}
+
+
 def measure(points: int = 256):  # the numbers in the docstring: python -m core.shattered
     import time
 

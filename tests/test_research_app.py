@@ -32,7 +32,8 @@ def test_curves(client):
     assert fig_log
 
 
-@pytest.mark.parametrize("view, args", [("/layer_responses", (False,)), ("/lesion", ())])
+@pytest.mark.parametrize("view, args", [("/layer_responses", (False,)), ("/lesion", ()), ("/shattered", ("init", 110)),
+                                        ("/vgg_vs_resnet", (64,)), ("/landscape", ("surface",))])
 def test_precomputed_views_render_from_shipped_assets(client, view, args):
     assert cache.load(view.strip("/")) is not None, "stale or missing: run python -m core.precompute"
     out = client.predict(*args, api_name=view)
