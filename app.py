@@ -18,7 +18,7 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
-from app_research import research_tabs  # noqa: E402
+from app_research import check_depth as _depth, research_tabs  # noqa: E402
 from core import attribution, figures, images, introspection, models, zoo  # noqa: E402
 from core.data import CLASSES  # noqa: E402
 
@@ -83,7 +83,7 @@ def _served(name: str, weights: str = "trained"):
 
 
 def _check_pair(plain: str, residual: str):
-    if plain not in PLAIN or residual not in RESIDUAL:
+    if not isinstance(plain, str) or not isinstance(residual, str) or plain not in PLAIN or residual not in RESIDUAL:
         raise gr.Error(f"Pick a plain model from {PLAIN} and a residual one from {RESIDUAL}.")
 
 
@@ -115,7 +115,7 @@ def explain(image, plain, residual, method, target, display, sign, ig_steps, nt_
                                           occlusion_window=occlusion_window, stage=stage)
     except attribution.AttributionError as e:
         raise gr.Error(str(e)) from None
-    arr, small = _load(image)
+    arr, _ = _load(image)
     pics, notes = [], []
     for name in (plain, residual):
         served, why = _served(name)
@@ -149,12 +149,11 @@ def architecture(image, plain, residual):
 def gradient_flow(image, source, weights, depth, bn="batch"):
     if source not in ("uploaded image", "test batch") or weights not in ("trained", "init"):
         raise gr.Error("source must be 'uploaded image' or 'test batch'; weights 'trained' or 'init'")
-    if bn not in BN_MODES:
+    if not isinstance(bn, str) or bn not in BN_MODES:
         raise gr.Error(f"bn must be one of {list(BN_MODES)}")
-    if int(depth) not in DEPTHS:
-        raise gr.Error(f"depth must be one of {DEPTHS}")
+    depth = _depth(depth)
     flows, notes = {}, []
-    for name in (f"plain{int(depth)}", f"resnet{int(depth)}"):
+    for name in (f"plain{depth}", f"resnet{depth}"):
         served, why = _served(name, weights)
         if served is None:
             notes.append(f"`{name}`: unavailable. {why}")
@@ -176,7 +175,7 @@ def gradient_flow(image, source, weights, depth, bn="batch"):
     if len(flows) == 2:
         a, b = (list(flows.values())[i]["conv"][-1][1] for i in (0, 1))
         notes.append(f"First-conv gradient, plain / residual: **{a / b:.3g}**")
-    title = f"Gradient norms, depth {int(depth)}, {weights} weights, {source}, {bn} BN statistics"
+    title = f"Gradient norms, depth {depth}, {weights} weights, {source}, {bn} BN statistics"
     return (figures.gradient_flow_figure(flows, "conv", title + " (conv weights)"),
             figures.gradient_flow_figure(flows, "blocks", title + " (block outputs)"), "\n\n".join(notes))
 
@@ -227,7 +226,7 @@ def build_demo() -> gr.Blocks:
                 lab_r = gr.Label(num_top_classes=5, label="Residual", elem_id="label-residual")
             info = gr.Markdown(elem_id="classify-info")
             go.click(classify, [image, plain, residual], [lab_p, lab_r, seen, info], api_name="classify",
-                     preprocess=False)
+                     preprocess=False, concurrency_id="models")
         with gr.Tab("Explain"):
             gr.Markdown(TEXT["explain"])
             with gr.Row():
@@ -250,7 +249,7 @@ def build_demo() -> gr.Blocks:
             att_info = gr.Markdown(elem_id="explain-info")
             run.click(explain, [image, plain, residual, method, target, display, sign, ig_steps, nt_samples,
                                 nt_stdev, occ, stage], [att_p, att_r, att_info], api_name="explain",
-                      preprocess=False)
+                      preprocess=False, concurrency_id="models")
         with gr.Tab("Architecture"):
             gr.Markdown(TEXT["architecture"])
             gr.Markdown(BLOCK_DIAGRAM)
@@ -260,7 +259,7 @@ def build_demo() -> gr.Blocks:
                 fm_p = gr.Plot(label="Plain: feature maps")
                 fm_r = gr.Plot(label="Residual: feature maps")
             show.click(architecture, [image, plain, residual], [arch, fm_p, fm_r], api_name="architecture",
-                       preprocess=False)
+                       preprocess=False, concurrency_id="models")
         with gr.Tab("Gradient flow"):
             gr.Markdown(TEXT["gradient_flow"])
             with gr.Row():
@@ -273,7 +272,7 @@ def build_demo() -> gr.Blocks:
             flow_blocks = gr.Plot(label="Block outputs")
             flow_info = gr.Markdown(elem_id="flow-info")
             flow_btn.click(gradient_flow, [image, src, weights, gdepth, bn], [flow_conv, flow_blocks, flow_info],
-                           api_name="gradient_flow", preprocess=False)
+                           api_name="gradient_flow", preprocess=False, concurrency_id="models")
         research_tabs()
     return demo
 

@@ -41,6 +41,17 @@ TEXT = {
 }
 
 
+def check_depth(value) -> int:
+    """A depth from the UI or an API call (int, whole float or digits), or a gr.Error."""
+    try:
+        depth = int(value) if float(value) == int(float(value)) else None
+    except (TypeError, ValueError, OverflowError):
+        depth = None
+    if depth not in DEPTHS:
+        raise gr.Error(f"depth must be one of {DEPTHS}, not {value!r}")
+    return depth
+
+
 def _missing(view_models) -> str:
     shipped = set(zoo.shipped())
     want = [f"{k}{d}" for d in DEPTHS for k in ("plain", "resnet")]
@@ -96,7 +107,10 @@ def landscape_view(kind="contour"):
     x_u8, y = x_u8[:LINE_IMAGES], y[:LINE_IMAGES]
     lines = {}
     for name in pair:
-        served = zoo.get(name)
+        try:
+            served = zoo.get(name)
+        except zoo.ModelUnavailable as e:
+            raise gr.Error(str(e)) from None
         lines[name] = landscape.line(served.model, normalize(torch.as_tensor(x_u8), served.normalization),
                                      torch.as_tensor(y), [i / 6 - 1 for i in range(13)])
     data, info = _cached("landscape")
@@ -105,11 +119,13 @@ def landscape_view(kind="contour"):
 
 
 def shattered_view(weights="trained", depth=20):
-    if weights not in ("trained", "init") or int(depth) not in DEPTHS:
-        raise gr.Error(f"weights must be 'trained' or 'init'; depth one of {DEPTHS}")
+    if weights not in ("trained", "init"):
+        raise gr.Error("weights must be 'trained' or 'init'")
+    depth = check_depth(depth)
     data, info = _cached("shattered")
-    entry = (data or {}).get(f"{weights}{int(depth)}")
-    lines, notes = (entry["lines"], entry["notes"]) if entry else shattered.pair(int(depth), weights)
+    entry = (data or {}).get(f"{weights}{depth}")
+    entry = entry if entry and entry["lines"] else None  # nothing stored: compute it live
+    lines, notes = (entry["lines"], entry["notes"]) if entry else shattered.pair(depth, weights)
     if not lines:
         raise gr.Error("Neither model is shipped at this depth; choose weights 'init'.")
     notes = notes + [f"`{k}`: autocorrelation at lag 1 **{v['autocorr'][1]:.2f}**, lag 5 {v['autocorr'][5]:.2f}"
@@ -118,7 +134,11 @@ def shattered_view(weights="trained", depth=20):
 
 
 def vgg_vs_resnet(channels=64):
-    if not 1 <= int(channels) <= 1024:
+    try:
+        channels = int(channels)
+    except (TypeError, ValueError, OverflowError):
+        channels = 0
+    if not 1 <= channels <= 1024:
         raise gr.Error("channels must be between 1 and 1024")
     data, info = _cached("vgg_vs_resnet")
     rows = data["table"] if data else imagenet.table()
@@ -135,30 +155,30 @@ def research_tabs():
         table = gr.Dataframe(label="Shipped checkpoints", elem_id="results-table")
         diag = gr.Markdown()
         csv = gr.File(label="Download as CSV")
-        b.click(results, None, [table, diag, csv], api_name="results")
+        b.click(results, None, [table, diag, csv], api_name="results", concurrency_id="models")
     with gr.Tab("Training curves"):
         gr.Markdown(TEXT["curves"])
         log_y = gr.Checkbox(label="log y axis")
         b = gr.Button("Show curves", variant="primary", elem_id="curves-btn")
         plot, note = gr.Plot(elem_id="curves-plot"), gr.Markdown()
-        b.click(curves, log_y, [plot, note], api_name="curves")
+        b.click(curves, log_y, [plot, note], api_name="curves", concurrency_id="models")
     with gr.Tab("Layer responses"):
         gr.Markdown(TEXT["layer_responses"])
         srt = gr.Checkbox(label="sorted by magnitude (Fig. 7 bottom)")
         b = gr.Button("Show layer responses", variant="primary", elem_id="responses-btn")
         plot, note = gr.Plot(elem_id="responses-plot"), gr.Markdown()
-        b.click(layer_responses, srt, [plot, note], api_name="layer_responses")
+        b.click(layer_responses, srt, [plot, note], api_name="layer_responses", concurrency_id="models")
     with gr.Tab("Lesions"):
         gr.Markdown(TEXT["lesion"])
         b = gr.Button("Show lesion study", variant="primary", elem_id="lesion-btn")
         p1, p2, note = gr.Plot(elem_id="lesion-plot"), gr.Plot(), gr.Markdown()
-        b.click(lesion_view, None, [p1, p2, note], api_name="lesion")
+        b.click(lesion_view, None, [p1, p2, note], api_name="lesion", concurrency_id="models")
     with gr.Tab("Loss landscape"):
         gr.Markdown(TEXT["landscape"])
         kind = gr.Radio(["contour", "surface"], value="contour", label="2-D view")
         b = gr.Button("Show landscape", variant="primary", elem_id="landscape-btn")
         p1, p2, note = gr.Plot(elem_id="landscape-plot"), gr.Plot(), gr.Markdown()
-        b.click(landscape_view, kind, [p1, p2, note], api_name="landscape")
+        b.click(landscape_view, kind, [p1, p2, note], api_name="landscape", concurrency_id="models")
     with gr.Tab("Shattered gradients"):
         gr.Markdown(TEXT["shattered"])
         with gr.Row():
@@ -166,11 +186,11 @@ def research_tabs():
             d = gr.Radio(DEPTHS, value=20, label="Depth")
         b = gr.Button("Show gradients", variant="primary", elem_id="shattered-btn")
         plot, note = gr.Plot(elem_id="shattered-plot"), gr.Markdown()
-        b.click(shattered_view, [w, d], [plot, note], api_name="shattered")
+        b.click(shattered_view, [w, d], [plot, note], api_name="shattered", concurrency_id="models")
     with gr.Tab("VGG vs ResNet"):
         gr.Markdown(TEXT["vgg_vs_resnet"])
         ch = gr.Slider(1, 1024, value=64, step=1, label="Channels C (for the 3×3 stack calculator)")
         b = gr.Button("Compare", variant="primary", elem_id="vgg-btn")
         p1, p2 = gr.Plot(elem_id="vgg-plot"), gr.Plot()
         tab = gr.Dataframe(headers=["arch", "params", "multiply-adds"])
-        b.click(vgg_vs_resnet, ch, [p1, p2, tab], api_name="vgg_vs_resnet")
+        b.click(vgg_vs_resnet, ch, [p1, p2, tab], api_name="vgg_vs_resnet", concurrency_id="models")

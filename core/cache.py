@@ -2,8 +2,9 @@
 
 Expensive analyses (layer responses over the test set, lesions, landscapes...) are computed once by
 `python -m core.precompute` and stored small. Each file records the sha256 of the weights of every
-checkpoint it used; `load` returns the data only while those checkpoints are unchanged, so a new or
-retrained checkpoint makes the stored result stale instead of silently wrong.
+checkpoint it used and the list of shipped checkpoints; `load` returns the data only while both are
+unchanged, so a new, retrained, removed or damaged checkpoint makes the stored result stale instead
+of silently wrong (the tabs then say so, or compute live where they can).
 """
 from __future__ import annotations
 
@@ -27,10 +28,15 @@ def stamp(names) -> dict[str, str]:
     """{name: sha256 of its weights} for each name among the checkpoints served now."""
     out = {}
     for name in names:
-        f = _root() / name / checkpoints.METRICS
-        if f.is_file():
-            out[name] = json.loads(f.read_text()).get("weights_sha256", "")
+        try:
+            out[name] = json.loads((_root() / name / checkpoints.METRICS).read_text())["weights_sha256"]
+        except (OSError, ValueError, KeyError, TypeError):  # missing or damaged: left out, so stale
+            pass
     return out
+
+
+def _shipped() -> list[str]:
+    return [f.name for f in checkpoints.list_folders(_root())]
 
 
 def save(view: str, data: dict, names) -> Path:
@@ -38,7 +44,7 @@ def save(view: str, data: dict, names) -> Path:
     ASSETS.mkdir(parents=True, exist_ok=True)
     path = ASSETS / f"{view}.json"
     doc = {"view": view, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-           "stamp": stamp(names), "data": data}
+           "stamp": stamp(names), "shipped": _shipped(), "data": data}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, separators=(",", ":")))
     os.replace(tmp, path)
@@ -52,9 +58,12 @@ def load(view: str) -> dict | None:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if stamp(doc["stamp"]) != doc["stamp"]:
-        return None
-    return doc["data"]
+    return doc["data"] if _current(doc) else None
+
+
+def _current(doc: dict) -> bool:
+    """Same weights for every stamped checkpoint, and the same set of shipped checkpoints."""
+    return stamp(doc["stamp"]) == doc["stamp"] and doc.get("shipped") == _shipped()
 
 
 def info(view: str) -> str:
@@ -64,5 +73,5 @@ def info(view: str) -> str:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return f"{view}: not precomputed (run `python -m core.precompute`)"
-    state = "current" if stamp(doc["stamp"]) == doc["stamp"] else "STALE (checkpoints changed)"
+    state = "current" if _current(doc) else "STALE (checkpoints changed: run python -m core.precompute)"
     return f"{view}: computed {doc['created']} from {', '.join(doc['stamp']) or 'fresh weights'} ({state})"

@@ -38,8 +38,9 @@ def test_classify_a_cifar_cat_with_the_shipped_pair(client):
     lab_p, lab_r, seen, info = client.predict(handle_file(str(EX / "cifar_cat.png")), "plain20", "resnet20",
                                               api_name="/classify")
     for lab in (lab_p, lab_r):
-        assert len(lab["confidences"]) == 5
-        assert abs(sum(c["confidence"] for c in lab["confidences"])) <= 1.0001
+        conf = [c["confidence"] for c in lab["confidences"]]
+        assert len(conf) == 5 and all(0 <= c <= 1 for c in conf) and conf == sorted(conf, reverse=True)
+        assert sum(conf) <= 1.0001 and lab["label"] == lab["confidences"][0]["label"]
     assert lab_r["label"] == "cat"  # the first cat of the test set; resnet20 has 8.36% test error
     assert Path(seen).is_file()
     assert "test error" in info and "resnet20" in info
@@ -117,3 +118,30 @@ def test_readme_client_example_runs_as_written(server, monkeypatch):
     assert 'Client("http://127.0.0.1:7860/")' in code
     monkeypatch.chdir(ROOT)
     exec(compile(code.replace("http://127.0.0.1:7860/", server), "README.md", "exec"), {})
+
+
+def test_source_accepts_only_uploads_and_examples(tmp_path, monkeypatch):
+    import gradio as gr
+
+    import app
+
+    upload = tmp_path / "uploads"
+    upload.mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(upload))
+    ok = upload / "x.png"
+    ok.write_bytes(b"x")
+    assert app._source({"path": str(ok)}) == ok.resolve()
+    assert app._source({"path": str(EX / "cifar_cat.png")}).name == "cifar_cat.png"
+    link = upload / "link.png"
+    link.symlink_to(ROOT / "app.py")  # a link out of the upload folder
+    for bad in ({"path": str(link)}, {"path": "app.py"}, {"path": str(upload / ".." / "x.png")}, {"url": "x"},
+                {"path": "/etc/passwd"}, {"path": str(ROOT / "checkpoints" / "resnet20" / "config.json")}, None):
+        with pytest.raises(gr.Error):
+            app._source(bad)
+
+
+@pytest.mark.parametrize("depth, bn, expect", [("abc", "batch", "depth"), (20.5, "batch", "depth"),
+                                               (None, "batch", "depth"), (20, ["batch"], "bn")])
+def test_gradient_flow_refuses_bad_values_with_a_message(client, depth, bn, expect):
+    with pytest.raises(Exception, match=expect):
+        client.predict(None, "test batch", "init", depth, bn, api_name="/gradient_flow")

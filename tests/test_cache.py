@@ -20,8 +20,14 @@ def test_a_changed_checkpoint_makes_the_view_stale(tmp_path, monkeypatch):
         metrics = json.loads(m.read_text())
         m.write_text(json.dumps({**metrics, "weights_sha256": "0" * 64}))
         assert cache.load("demo") is None and "STALE" in cache.info("demo")
+        m.write_text("{ not json")  # damaged: stale, never a crash
+        assert cache.load("demo") is None and "STALE" in cache.info("demo")
         shutil.rmtree(root / names[0])  # removed: stale too
         assert cache.load("demo") is None
+    cache.save("demo", {"x": 1}, [])
+    assert cache.load("demo") == {"x": 1}
+    shutil.copytree(checkpoints.list_folders()[0], root / "resnet110")  # a newly shipped model: stale
+    assert cache.load("demo") is None
 
 
 def test_shipped_views_are_current():

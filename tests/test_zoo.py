@@ -28,7 +28,9 @@ def test_trained_and_missing(root):
     assert zoo.status("resnet20") == "trained"
     served = zoo.get("resnet20")
     assert served.trained and served.test_error == served.metrics["test_error_pct"]
-    missing = next(n for n in ("plain110", "resnet1202") if not (root / n).is_dir())
+    missing = next((n for n in ("resnet1202", "plain110", "resnet110b") if not (root / n).is_dir()), None)
+    if missing is None:
+        pytest.skip("every candidate model is shipped")
     assert zoo.status(missing) == "missing"
     with pytest.raises(zoo.ModelUnavailable, match="no trained checkpoint"):
         zoo.get(missing)
