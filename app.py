@@ -29,6 +29,7 @@ BN_MODES = {"batch": "train", "running": "eval"}  # BN statistics: of the batch 
 PLAIN = [n for n in models.list_models() if n.startswith("plain")]
 RESIDUAL = [n for n in models.list_models() if n.startswith("resnet")]
 MAX_FILE_SIZE = images.MAX_BYTES
+QUEUE_SIZE = int(os.environ.get("RESNET_LAB_QUEUE") or 64)  # waiting requests; past it: "queue is full"
 TEXT = {
     "classify": "Both nets have the same layers and the same parameters; the residual one only adds each "
                 "block's input to its output, y = F(x) + x. In the paper (Table 6, Fig. 6) that is the "
@@ -287,7 +288,14 @@ BLOCK_DIAGRAM = """
 zoo.set_threads()  # the real CPU quota, denormals flushed
 demo = build_demo()
 
+def serve_address() -> tuple[str, int]:
+    """Where to listen: $GRADIO_SERVER_NAME, else all interfaces on a Hugging Face Space ($SPACE_ID) and
+    localhost anywhere else (nothing public by default); port $PORT, else $GRADIO_SERVER_PORT, else 7860."""
+    host = os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
+    return host, int(os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT") or 7860)
+
+
 if __name__ == "__main__":
-    demo.queue(max_size=64, default_concurrency_limit=1).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), max_file_size=MAX_FILE_SIZE,
-        show_error=False)
+    host, port = serve_address()
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1).launch(
+        server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=False)

@@ -1,5 +1,6 @@
 """Shared fixtures. CIFAR-10 comes from data/ (or $CIFAR10_DIR); if it is not there, it is rebuilt
 from ../shared/cifar10 (CI, offline) or downloaded (online); without either, data tests skip."""
+import contextlib
 import os
 import socket
 import subprocess
@@ -81,35 +82,40 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def running_app(log_path, **env_extra):
+    """`python app.py` on a free port, as users start it, with extra environment; yields its URL."""
+    port = _free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", **env_extra}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    proc.kill()
+                    pytest.fail(f"app.py did not serve: {Path(log_path).read_text()[-3000:]}")
+                time.sleep(0.5)
+        try:
+            yield url, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """`python app.py` on a free port, as users start it; yields its URL (log: a pytest tmp file)."""
-    port = _free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
-    log_path = tmp_path_factory.mktemp("app") / "app.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited: {log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("app.py did not serve within 120 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    """The app as users start it (log: a pytest tmp file); yields its URL."""
+    with running_app(tmp_path_factory.mktemp("app") / "app.log") as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="session")
