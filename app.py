@@ -54,6 +54,13 @@ TEXT = {
 }
 
 
+try:  # on Hugging Face ZeroGPU hardware, request a GPU slot per call; elsewhere a no-op
+    from spaces import GPU as _gpu  # type: ignore  # noqa: E402
+except ImportError:
+    def _gpu(fn):
+        return fn
+
+
 def _source(payload) -> Path:
     """The uploaded file's path, only from Gradio's upload cache or the shipped examples."""
     if payload is None:
@@ -88,6 +95,7 @@ def _check_pair(plain: str, residual: str):
         raise gr.Error(f"Pick a plain model from {PLAIN} and a residual one from {RESIDUAL}.")
 
 
+@_gpu
 def classify(image, plain, residual):
     _check_pair(plain, residual)
     arr, small = _load(image)
@@ -104,6 +112,7 @@ def classify(image, plain, residual):
     return labels[0], labels[1], small.resize((128, 128), 0), "\n\n".join(notes)
 
 
+@_gpu
 def explain(image, plain, residual, method, target, display, sign, ig_steps, nt_samples, nt_stdev,
             occlusion_window, stage):
     _check_pair(plain, residual)
@@ -132,6 +141,7 @@ def explain(image, plain, residual, method, target, display, sign, ig_steps, nt_
     return pics[0], pics[1], "\n\n".join(notes)
 
 
+@_gpu
 def architecture(image, plain, residual):
     _check_pair(plain, residual)
     rows = {n: introspection.architecture(models.build(n)) for n in (plain, residual)}
@@ -147,6 +157,7 @@ def architecture(image, plain, residual):
     return figures.architecture_figure(rows), maps[0], maps[1]
 
 
+@_gpu
 def gradient_flow(image, source, weights, depth, bn="batch"):
     if source not in ("uploaded image", "test batch") or weights not in ("trained", "init"):
         raise gr.Error("source must be 'uploaded image' or 'test batch'; weights 'trained' or 'init'")

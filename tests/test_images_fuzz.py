@@ -5,11 +5,15 @@ derandomised so CI is reproducible."""
 import io
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from core import images
+
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),  # PIL warns on the truncated files we feed it
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]  # and on I-mode PNGs
 
 MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"]
 FORMATS = ["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"]
