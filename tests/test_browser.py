@@ -2,6 +2,7 @@
 through the four tabs, check each result renders, and save a screenshot of each step to
 screenshots/ (git-ignored). Skips only where chromium or playwright is not installed; .ci/run
 installs both."""
+import re
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "screenshots"
+results = []  # (case, message shown), for the closing note
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 
@@ -83,3 +85,29 @@ def test_a_bad_upload_shows_a_clear_error(page, tmp_path):
     page.locator("#classify-btn").click()
     page.get_by_text("not", exact=False).filter(has_text="image").first.wait_for()
     page.screenshot(path=SHOTS / "5-bad-upload.png", full_page=True)
+
+
+BROWSER_BAD = ["empty file", "plain text", "truncated PNG", "SVG with a script", "PDF", "animated GIF", "1x1 image",
+               "65535x65535 header"]
+
+
+@pytest.mark.parametrize("case", BROWSER_BAD)
+def test_bad_uploads_in_the_browser_show_their_message(page, tmp_path, case):
+    from tests.test_bad_inputs import BAD
+    fname, data, expect = BAD[case]
+    bad = tmp_path / fname
+    bad.write_bytes(data)
+    for close in page.locator(".toast-close").all():  # no message left over from an earlier case
+        close.click()
+    page.locator(".toast-body").first.wait_for(state="detached")
+    page.get_by_role("tab", name="Classify").click()
+    page.locator("#upload input[type=file]").set_input_files(str(bad))
+    page.locator("#classify-btn").click()
+    # the browser's own file-type check (PDF) or the app's decoder message, never a generic error
+    toast = page.locator(".toast-body").filter(has_text=re.compile(expect + "|Invalid file type", re.I)).first
+    toast.wait_for()
+    text = toast.inner_text()
+    page.screenshot(path=SHOTS / f"bad-{case.replace(' ', '-')}.png")
+    assert "has not enabled verbose error reporting" not in text
+    results.append((case, " ".join(text.split())))
+    print(f"\n| {case} | {' '.join(text.split())} |")
