@@ -90,6 +90,15 @@ def _served(name: str, weights: str = "trained"):
         return None, str(e)
 
 
+def _both(plain: str, residual: str, notes: list):
+    """(name, Served or None) for the pair; an unavailable model adds its reason to `notes`."""
+    for name in (plain, residual):
+        served, why = _served(name)
+        if served is None:
+            notes.append(f"`{name}`: unavailable. {why}")
+        yield name, served
+
+
 def _check_pair(plain: str, residual: str):
     if not isinstance(plain, str) or not isinstance(residual, str) or plain not in PLAIN or residual not in RESIDUAL:
         raise gr.Error(f"Pick a plain model from {PLAIN} and a residual one from {RESIDUAL}.")
@@ -100,11 +109,9 @@ def classify(image, plain, residual):
     _check_pair(plain, residual)
     arr, small = _load(image)
     labels, notes = [], []
-    for name in (plain, residual):
-        served, why = _served(name)
+    for name, served in _both(plain, residual, notes):
         if served is None:
             labels.append(None)
-            notes.append(f"`{name}`: unavailable. {why}")
             continue
         probs, sec = zoo.classify(served, arr)
         labels.append(probs)
@@ -127,11 +134,9 @@ def explain(image, plain, residual, method, target, display, sign, ig_steps, nt_
         raise gr.Error(str(e)) from None
     arr, _ = _load(image)
     pics, notes = [], []
-    for name in (plain, residual):
-        served, why = _served(name)
+    for name, served in _both(plain, residual, notes):
         if served is None:
             pics.append(None)
-            notes.append(f"`{name}`: unavailable. {why}")
             continue
         probs, _ = zoo.classify(served, arr)
         cls = max(probs, key=probs.get) if target == "predicted" else target

@@ -107,12 +107,19 @@ def set_threads() -> int:
     return n
 
 
+@functools.lru_cache(maxsize=1)
+def _listing(root: Path) -> tuple[str, ...]:
+    return tuple(f.name for f in checkpoints.list_folders(root))
+
+
 def shipped() -> list[str]:
-    return [f.name for f in checkpoints.list_folders(ROOT)]
+    """Names with a checkpoint folder under ROOT; listed once per ROOT, not on every request."""
+    return list(_listing(Path(ROOT)))
 
 
 def reset():
-    """Forget loaded models (after ROOT or the folders under it changed)."""
+    """Forget loaded models and the folder listing (after ROOT or the folders under it changed)."""
+    _listing.cache_clear()
     _fresh.cache_clear()
     _trained.cache_clear()
 

@@ -124,3 +124,13 @@ def client(server):
     from gradio_client import Client
 
     return Client(server, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny batches gain nothing from intra-op threads, and on a shared 2-core box OpenMP spin-waits
+    made the small-model tests 10-15x slower (4 s vs 60 s). Restored afterwards for other files."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

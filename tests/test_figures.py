@@ -11,15 +11,7 @@ from core import introspection as I
 from core import models
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny batches gain nothing from intra-op threads, and on a shared 2-core box OpenMP spin-waits
-    made these tests 10-15x slower (4 s vs 60 s). Restored afterwards for the other test files."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def fresh(name):
     torch.manual_seed(0)

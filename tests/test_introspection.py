@@ -15,15 +15,7 @@ SMALL = ["plain20", "resnet20", "resnet20b", "plain56", "resnet56"]
 STAGE_SHAPES = {"stem": (16, 32, 32), "layer1": (16, 32, 32), "layer2": (32, 16, 16), "layer3": (64, 8, 8)}
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny batches gain nothing from intra-op threads, and on a shared 2-core box OpenMP spin-waits
-    made these tests 10-15x slower (4 s vs 60 s). Restored afterwards for the other test files."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def fresh(name, seed=0):
     torch.manual_seed(seed)
