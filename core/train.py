@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import subprocess
@@ -34,9 +33,9 @@ import torch
 import torch.nn.functional as F
 
 from core import checkpoints, models
-from core.data import NORMALIZATION, DataMissingError, TensorLoader, load_split
-from core.evaluate import error_rate
+from core.data import DataMissingError, TensorLoader, load_split
 from core.progress import progress_bar
+from core.runs import Run, optim_state, optim_tensors
 
 
 @dataclass(frozen=True)
@@ -99,21 +98,6 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def _optim_state(opt) -> tuple[dict, list]:
-    sd = opt.state_dict()
-    tensors = {f"optim.{i}.{k}": v for i, s in sd["state"].items() for k, v in s.items() if torch.is_tensor(v)}
-    return tensors, sd["param_groups"]
-
-
-def _load_optim_state(opt, tensors: dict, groups: list):
-    state: dict = {}
-    for key, v in tensors.items():
-        if key.startswith("optim."):
-            _, i, k = key.split(".", 2)
-            state.setdefault(int(i), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
 def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device="cpu", seed: int = 0,
           resume: bool = False, compile_model: bool | str = False, stop_at: int | None = None,
           train_eval: bool = True, bar: bool = True, fast: bool = True) -> dict:
@@ -125,7 +109,6 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
     compile_model: False, True (torch.compile's default mode) or a mode name such as "reduce-overhead".
     """
     device = torch.device(device)
-    folder = Path(out_dir) / name
     fast_cuda = device.type == "cuda" and fast
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
     torch.manual_seed(seed)
@@ -134,33 +117,18 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay, fused=device.type == "cuda" or None)
-    warming = model.spec.depth >= recipe.warmup_min_depth
-    it, wall, history, warm_end = 0, 0.0, [], None
+    meta = {"precision": "bf16-autocast" if fast_cuda else "fp32", "compiled": compile_model, **provenance(device)}
+    run = Run.open(name, Path(out_dir) / name, recipe, seed, train_set, eval_sets, resume,
+                   model.spec.depth >= recipe.warmup_min_depth, meta)
+    if isinstance(run, dict):
+        return run
     acc = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, errors, warmup errors, warmup n
-    saved = checkpoints.load_train_state(folder) if resume else None
-    if not resume and (folder / checkpoints.STATE_JSON).is_file():
-        print(f"{name}: {folder} holds an unfinished run; starting over (pass --resume to continue it)")
-    if resume and saved is None and (folder / checkpoints.METRICS).is_file():
-        done = checkpoints.read_json(folder / checkpoints.METRICS)
-        print(f"{name}: {folder} holds a finished run ({done.get('iterations')} iterations); nothing to resume")
-        return done
-    if saved is not None:
-        tensors, info = saved
-        model.load_state_dict(checkpoints.load(folder).model.state_dict())
-        _load_optim_state(opt, tensors, info["param_groups"])
-        acc = tensors["acc"].to(device)
-        it, wall, history, warming, warm_end = (info["iter"], info["wall_s"], info["history"],
-                                                info["warming"], info["warmup_end"])
-        seed = info["seed"]
-        want = json.loads(json.dumps({**dataclasses.asdict(recipe), **_data_id(train_set, eval_sets)}))
-        was = {**info["recipe"], **info["data"]}
-        diff = {k: (v, want.get(k)) for k, v in was.items() if want.get(k) != v}
-        if diff:
-            raise ValueError(f"{name}: the run in {folder} differs in {diff} (was, now); resume it with the "
-                             "same flags, or train into a new --out")
-        print(f"{name}: resuming at iteration {it:,} of {recipe.iters:,} from {folder}")
+    if run.saved is not None:
+        run.resume_model(model)
+        opt.load_state_dict(optim_state(run.saved, run.groups))
+        acc = run.saved["acc"].to(device)
     loader = TensorLoader(*train_set, batch_size=recipe.batch_size, device=device, augment=recipe.augment,
-                          seed=seed, memory_format=torch.channels_last if fast_cuda else torch.contiguous_format)
+                          seed=run.seed, memory_format=torch.channels_last if fast_cuda else torch.contiguous_format)
 
     def loss_and_errors(x, y):  # one compiled graph: forward, loss, and the count of wrong answers
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast_cuda):
@@ -170,18 +138,14 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
     mode = compile_model if isinstance(compile_model, str) and compile_model != "default" else None
     step = torch.compile(loss_and_errors, mode=mode) if compile_model else loss_and_errors
     graphs = mode is not None and "cudagraphs" not in mode and device.type == "cuda"
-    prov = provenance(device)
-    base = {"recipe": dataclasses.asdict(recipe), "seed": seed, "data": _data_id(train_set, eval_sets),
-            "precision": "bf16-autocast" if fast_cuda else "fp32", "compiled": compile_model,
-            **prov, "normalization": NORMALIZATION}
-    last_it, tick, metrics = it, time.perf_counter(), None
+    last_it, tick, metrics = run.it, time.perf_counter(), None
     n_img = torch.tensor(float(recipe.batch_size), dtype=torch.float64, device=device)  # every batch is full
-    pbar = progress_bar(total=recipe.iters, initial=it, desc=name, disable=not bar, dynamic_ncols=True)
+    pbar = progress_bar(total=recipe.iters, initial=run.it, desc=name, disable=not bar, dynamic_ncols=True)
     model.train()
-    while it < recipe.iters and (stop_at is None or it < stop_at):
+    while run.it < recipe.iters and (stop_at is None or run.it < stop_at):
         for g in opt.param_groups:
-            g["lr"] = lr_at(recipe, it, warming)
-        x, y = loader.batch(it)
+            g["lr"] = lr_at(recipe, run.it, run.warming)
+        x, y = loader.batch(run.it)
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
         loss, wrong = step(x, y)
@@ -189,65 +153,35 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
         loss.backward()
         opt.step()
         acc += torch.stack([loss.detach().double() * n_img, wrong.double(), wrong.double(), n_img])
-        it += 1
+        run.it += 1
+        it = run.it
         pbar.update(1)
-        if warming and it % recipe.warmup_check == 0:
+        if run.warming and it % recipe.warmup_check == 0:
             if 100 * acc[2].item() / acc[3].item() < recipe.warmup_until_err:
-                warming, warm_end = False, it
+                run.warming, run.warm_end = False, it
                 pbar.write(f"{name}: warmup done at iteration {it} (train error below {recipe.warmup_until_err}%)")
             acc[2:] = 0
         log = it % recipe.eval_every == 0 or it == recipe.iters
         if it % 50 == 0 or log:
             now = time.perf_counter()
             img_s = (it - last_it) * recipe.batch_size / max(now - tick, 1e-9)
-            wall += now - tick
+            run.wall += now - tick
             last_it, tick = it, now
             pbar.set_postfix_str(f"loss {loss.item():.3f} err {100 * wrong.item() / len(y):.1f}% {img_s:,.0f} img/s")
         if log:
-            n = (it - (history[-1]["iter"] if history else 0)) * recipe.batch_size
-            row = {"iter": it, "train_loss": acc[0].item() / n, "train_err": 100 * acc[1].item() / n,
-                   "test_err": error_rate(model, *eval_sets["test"], NORMALIZATION, device)}
-            if "val" in eval_sets:
-                row["val_err"] = error_rate(model, *eval_sets["val"], NORMALIZATION, device)
-            row.update(lr=opt.param_groups[0]["lr"], wall_s=round(wall, 3))
-            history.append(row)
+            run.log(model, acc[0].item(), acc[1].item(), eval_sets, device, opt.param_groups[0]["lr"])
             acc[:2] = 0
-            finished = it >= recipe.iters
-            metrics = {**base, "iterations": it, "finished": finished, "test_error_pct": row["test_err"],
-                       "train_error_pct": None, "train_error_running_pct": row["train_err"],
-                       "train_loss_running": row["train_loss"], "wall_time_s": round(wall, 1),
-                       "img_per_s": round((it * recipe.batch_size) / max(wall, 1e-9), 1),
-                       "warmup_until_iter": warm_end}
-            if "val" in eval_sets:
-                metrics["val_error_pct"] = row["val_err"]
-            if finished:
-                pbar.close()
-                if train_eval:
-                    metrics["train_error_pct"] = error_rate(model, *train_set, NORMALIZATION, device,
-                                                            desc=f"{name} train error")
+            metrics = run.save(model, train_set, device, train_eval, bar=pbar,
+                               state=lambda: _with_acc(optim_tensors(opt.state_dict()), acc))
             tick = time.perf_counter()  # evaluation time is not training time
-            state = None
-            if not finished:
-                opt_tensors, groups = _optim_state(opt)
-                state = ({**opt_tensors, "acc": acc}, {"iter": it, "wall_s": wall, "history": history,
-                                                      "warming": warming, "warmup_end": warm_end,
-                                                      "seed": seed, "param_groups": groups,
-                                                      "recipe": base["recipe"], "data": base["data"]})
-            metrics = checkpoints.save(folder, model, metrics, history, NORMALIZATION, train_state=state)
     pbar.close()
-    if it >= recipe.iters:
-        print(f"{name}: {it:,} iterations in {metrics['wall_time_s']:.1f} s ({metrics['img_per_s']:,.0f} img/s), "
-              f"train error {_pct(metrics['train_error_pct'])} (running {metrics['train_error_running_pct']:.2f}%), "
-              f"test error {metrics['test_error_pct']:.2f}% -> {folder}")
+    if run.finished:
+        print(run.summary(metrics))
     return metrics
 
 
-def _data_id(train_set, eval_sets) -> dict:
-    return {"train_images": len(train_set[1]), "eval_sets": sorted(eval_sets)}
-
-
-def _pct(v):
-    return "n/a" if v is None else f"{v:.2f}%"
+def _with_acc(state: tuple[dict, list], acc: torch.Tensor) -> tuple[dict, list]:
+    return {**state[0], "acc": acc}, state[1]
 
 
 def parse_args(argv=None):
