@@ -37,6 +37,7 @@ def error_rate(model, images, labels, norm=None, device="cpu", batch_size: int =
                desc: str | None = None) -> float:
     """Top-1 error in percent of `model` (switched to eval mode, then restored) on uint8 images."""
     was_training = model.training
+    dtype = next(model.parameters()).dtype  # float32, or float64 in tests
     model.eval()
     wrong = torch.zeros((), dtype=torch.long, device=device)
     batches = eval_batches(images, labels, batch_size, device, norm)
@@ -48,7 +49,7 @@ def error_rate(model, images, labels, norm=None, device="cpu", batch_size: int =
         for x, y in batches:
             if torch.device(device).type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
-            wrong += (model(x).argmax(1) != y).sum()
+            wrong += (model(x.to(dtype)).argmax(1) != y).sum()
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
         model.train(was_training)

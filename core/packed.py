@@ -172,14 +172,14 @@ class PackedSGD:
                  buffers: list[torch.Tensor] | None = None):
         self.params, self.momentum, self.weight_decay = params, momentum, weight_decay
         self.bufs = buffers if buffers is not None else [torch.zeros_like(p) for p in params]
-        self._lrs, self._lr_full = None, None
+        self.lrs, self._lr_full = None, None
 
     def set_lr(self, lrs: list[float]):
-        if lrs != self._lrs:
+        if lrs != self.lrs:
             lr = torch.tensor(lrs, dtype=self.params[0].dtype, device=self.params[0].device)
             self._lr_full = [torch.empty_like(p).copy_(lr.view(-1, *[1] * (p.dim() - 1)).expand_as(p))
                              for p in self.params]  # empty_like keeps each parameter's strides
-            self._lrs = list(lrs)
+            self.lrs = list(lrs)
 
     @torch.no_grad()
     def step(self):

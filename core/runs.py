@@ -45,7 +45,7 @@ class Run:
     warm_end: int | None = None
     saved: dict | None = None  # the resume tensors (optimiser state, "acc"), when resumed
     groups: list | None = None  # the saved param_groups, when resumed
-    extra: dict = field(default_factory=dict)  # more resume info a trainer keeps (e.g. "packed")
+    extra: dict = field(default_factory=dict)  # more records kept in metrics and resume state ("packed")
 
     @classmethod
     def open(cls, name, folder, recipe, seed, train_set, eval_sets, resume, warming, meta: dict):
@@ -97,11 +97,11 @@ class Run:
     def finished(self) -> bool:
         return self.it >= self.recipe.iters
 
-    def save(self, model, train_set, device, train_eval: bool, state, bar=None, extra: dict | None = None) -> dict:
+    def save(self, model, train_set, device, train_eval: bool, state, bar=None) -> dict:
         """Write the folder after the last log(); state(): (optimiser tensors incl. "acc", param_groups),
         called only while the run is unfinished. Returns the metrics as written."""
         row, it = self.history[-1], self.it
-        metrics = {**self.base, **(extra or {}), "iterations": it, "finished": self.finished,
+        metrics = {**self.base, **self.extra, "iterations": it, "finished": self.finished,
                    "test_error_pct": row["test_err"], "train_error_pct": None,
                    "train_error_running_pct": row["train_err"], "train_loss_running": row["train_loss"],
                    "wall_time_s": round(self.wall, 1),

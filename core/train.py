@@ -32,10 +32,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from core import checkpoints, models
+from core import checkpoints, models, packed
 from core.data import DataMissingError, TensorLoader, load_split
 from core.progress import progress_bar
-from core.runs import Run, optim_state, optim_tensors
+from core.runs import Run, folder_for, optim_state, optim_tensors
 
 
 @dataclass(frozen=True)
@@ -100,25 +100,27 @@ def _cpu_name() -> str:
 
 def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device="cpu", seed: int = 0,
           resume: bool = False, compile_model: bool | str = False, stop_at: int | None = None,
-          train_eval: bool = True, bar: bool = True, fast: bool = True) -> dict:
-    """Train one model; returns the metrics written to out_dir/name/metrics.json.
+          train_eval: bool = True, bar: bool = True, fast: bool = True, folder=None,
+          dtype: torch.dtype = torch.float32) -> dict:
+    """Train one model; returns the metrics written to its folder's metrics.json.
 
     train_set: (uint8 images, labels); eval_sets: {"test": (images, labels), ["val": ...]}.
     stop_at: end the run after this iteration, as a kill right after a save would (for tests).
     fast: on CUDA, bf16 autocast and channels_last (False: the eager fp32 baseline).
     compile_model: False, True (torch.compile's default mode) or a mode name such as "reduce-overhead".
+    folder: default out_dir/name. dtype: float64 lets tests compare trainers beyond fp32 rounding.
     """
     device = torch.device(device)
     fast_cuda = device.type == "cuda" and fast
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
     torch.manual_seed(seed)
-    model = models.build(name).to(device)
+    model = models.build(name).to(device, dtype)
     if fast_cuda:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay, fused=device.type == "cuda" or None)
     meta = {"precision": "bf16-autocast" if fast_cuda else "fp32", "compiled": compile_model, **provenance(device)}
-    run = Run.open(name, Path(out_dir) / name, recipe, seed, train_set, eval_sets, resume,
+    run = Run.open(name, Path(folder or Path(out_dir) / name), recipe, seed, train_set, eval_sets, resume,
                    model.spec.depth >= recipe.warmup_min_depth, meta)
     if isinstance(run, dict):
         return run
@@ -132,7 +134,7 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
 
     def loss_and_errors(x, y):  # one compiled graph: forward, loss, and the count of wrong answers
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast_cuda):
-            logits = model(x)
+            logits = model(x.to(dtype))
             return F.cross_entropy(logits, y), (logits.argmax(1) != y).sum()
 
     mode = compile_model if isinstance(compile_model, str) and compile_model != "default" else None
@@ -192,7 +194,10 @@ def parse_args(argv=None):
     ap.add_argument("--iters", type=int, help="SGD steps (default: the recipe's 64,000)")
     ap.add_argument("--batch-size", type=int, help="images per step (default 128)")
     ap.add_argument("--eval-every", type=int, help="steps between history rows and saves (default 500)")
-    ap.add_argument("--seed", type=int, default=0)
+    seeds = ap.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="one seed; the run goes to OUT/NAME (default 0)")
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="S",
+                       help="several seeds per model: seed 0 goes to OUT/NAME, seed S to OUT/seeds/NAME-seedS")
     ap.add_argument("--data-dir", help="folder holding cifar-10-batches-bin/ (default $CIFAR10_DIR, data/)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     ap.add_argument("--out", default=str(checkpoints.DEFAULT_ROOT), help="parent folder of the checkpoint folders")
@@ -205,6 +210,11 @@ def parse_args(argv=None):
     ap.add_argument("--no-augment", action="store_true", help="train without the paper's augmentation")
     ap.add_argument("--no-train-eval", action="store_true", help="skip the final full training-set evaluation")
     ap.add_argument("--jobs", type=int, default=1, help="train this many models at once, in separate processes")
+    ap.add_argument("--pack", action="store_true",
+                    help="train runs of the same depth (and shortcut option) together, one packed step for all")
+    ap.add_argument("--pack-impl", default="grouped", choices=list(packed.IMPLS),
+                    help="grouped convolutions (any mix) or torch.func.vmap (one kind per pack)")
+    ap.add_argument("--pack-size", type=int, help="at most this many runs per pack (default: all that fit)")
     return ap.parse_args(argv)
 
 
@@ -249,6 +259,8 @@ def run_jobs(args, argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.pack and args.jobs > 1:
+        sys.exit("error: --pack trains in one process; use --pack or --jobs, not both")
     if args.jobs > 1 and len(args.model) > 1:
         sys.exit(run_jobs(args, argv))
     recipe = make_recipe(args)
@@ -261,10 +273,20 @@ def main(argv=None):
             eval_sets["val"] = load_split("val5k", args.data_dir)
     except DataMissingError as e:
         sys.exit(str(e))
-    for name in args.model:
+    from core.train_packed import plan, train_packed  # it builds on this module
+
+    runs = [(name, seed) for name in args.model for seed in (args.seeds or [args.seed])]
+    folder = lambda name, seed: folder_for(args.out, name, seed) if args.seeds else Path(args.out) / name  # noqa: E731
+    kw = dict(resume=args.resume, compile_model=args.compile, train_eval=not args.no_train_eval, fast=not args.fp32)
+    for group in plan(runs, args.pack_impl, args.pack_size) if args.pack else [[r] for r in runs]:
         try:
-            train(name, recipe, train_set, eval_sets, args.out, args.device, args.seed, args.resume,
-                  args.compile, train_eval=not args.no_train_eval, fast=not args.fp32)
+            if len(group) > 1:
+                print(f"packing {len(group)} runs ({args.pack_impl}): " + " ".join(folder(*r).name for r in group))
+                train_packed(group, recipe, train_set, eval_sets, args.out, args.device, impl=args.pack_impl,
+                             folders=[folder(*r) for r in group], **kw)
+            else:
+                (name, seed), = group
+                train(name, recipe, train_set, eval_sets, args.out, args.device, seed, folder=folder(name, seed), **kw)
         except (ValueError, checkpoints.CheckpointError) as e:
             sys.exit(f"error: {e}")
 
