@@ -231,8 +231,9 @@ def check_state(path: Path, state: dict[str, torch.Tensor], expected: dict[str, 
             raise CheckpointError(path, f"unexpected key {key!r} (wrong architecture for {name}?)")
 
 
-def load(folder, device="cpu", check_sha: bool = True) -> Checkpoint:
-    """Load a checkpoint folder into an eval-mode model; raises CheckpointError on any problem."""
+def load(folder, device="cpu", check_sha: bool = True, dtype: torch.dtype = torch.float32) -> Checkpoint:
+    """Load a checkpoint folder into an eval-mode model; raises CheckpointError on any problem.
+    dtype: of the model built (float64 keeps a float64 test run's weights exact on resume)."""
     folder = Path(folder)
     src = readable(folder)  # reads never rename: a trainer may be writing this folder right now
     if not src.is_dir():
@@ -249,7 +250,7 @@ def load(folder, device="cpu", check_sha: bool = True) -> Checkpoint:
         if got != want:
             raise CheckpointError(src / WEIGHTS, f"sha256 {got} does not match "
                                                     f"metrics.json's weights_sha256 {want}")
-    model = models.CifarResNet(spec)
+    model = models.CifarResNet(spec).to(dtype)
     check_state(src / WEIGHTS, state, model.state_dict(), spec.name)
     model.load_state_dict(state)
     return Checkpoint(folder, model.to(device).eval(), config, metrics)

@@ -80,7 +80,8 @@ class Run:
     def resume_model(self, model):
         """Load the resumed run's weights into `model` (nothing if the run starts fresh)."""
         if self.saved is not None:
-            model.load_state_dict(checkpoints.load(self.folder).model.state_dict())
+            dtype = next(model.parameters()).dtype
+            model.load_state_dict(checkpoints.load(self.folder, dtype=dtype).model.state_dict())
 
     def log(self, model, loss_sum: float, err_sum: float, eval_sets: dict, device, lr: float) -> dict:
         """Append the history row of iteration self.it (sums over the steps since the last row)."""

@@ -79,7 +79,7 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
         run = Run.open(name, folder, recipe, seed, train_set, eval_sets, resume,
                        net.spec.depth >= recipe.warmup_min_depth, meta)
         if isinstance(run, dict):  # finished earlier: keeps its slot, so K (and the kernels) stay the same
-            net.load_state_dict(checkpoints.load(folder).model.state_dict())
+            net.load_state_dict(checkpoints.load(folder, dtype=dtype).model.state_dict())
             slots.append(Slot(label, net, None))
             results[label] = run
             continue
