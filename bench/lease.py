@@ -1,20 +1,22 @@
-"""One GPU lease, scripted: probe the training speed, then train a queue of models against a deadline.
+"""One GPU lease, scripted: probe the ways of training, then train the backlog against a deadline.
 
-    python bench/lease.py probe --out DIR [--budget S]      # ~1-2 min: img/s per model x mode
-    python bench/lease.py train --out DIR --budget S [--models resnet20 plain20 ...] [--jobs 2]
-                                [--resume-from checkpoints/.unfinished] [--compile reduce-overhead]
+    python bench/lease.py probe --out DIR [--budget 240]     # bench/probe.py: packs, jobs, MPS, micro
+    python bench/lease.py train --out DIR --budget S [--models resnet56 plain56 ...]
+                                [--resume-from checkpoints/.unfinished] [--pack K] [--jobs J] [--compile MODE]
 
 A lease is 15 device-minutes in all, one command at most 10 minutes, and only 8 files come back, so:
-- `probe` times core.train.train() (the real step: GPU-resident data, augmentation, SGD) on random
-  images for a deep and a shallow net in eager bf16 and torch.compile modes, and writes probe.json
-  (to DIR and to data/, where a later call on the same warm machine finds it);
-- `train` picks the fastest mode that worked, fits the seconds per iteration to depth, and starts
-  models in queue order (the issue's backlog order by default), `--jobs` at a time, while at least
-  --min-left seconds remain (with --fit: only if its estimated time still fits, GPU work assumed to
-  add up: concurrency hides start-up, compile and Python overhead, not GPU time). Every 20 s it packs finished checkpoint
+- `probe` runs bench/probe.py, which times the real trainers on random images for each way of
+  using the GPU (one net per process, K nets per packed step, J processes, MPS) and writes
+  probe.json (to DIR and to data/, where a later call on the same warm machine finds it);
+- `train` takes the probe's fastest plan in resnet20-equivalent img/s at depth 56 (pack size K,
+  processes J, compile mode, pack implementation, MPS; each can be forced by a flag, which drops
+  the estimates unless the probe measured that plan), turns the queue into units (a pack of
+  up to K models of one depth, in queue order; core.train --pack trains each as one process) and
+  starts units `J` at a time while at least --min-left seconds remain (with --fit: only if its
+  estimate, seconds per step fitted to depth, still fits). Every 20 s it packs finished checkpoint
   folders into DIR/ckpt-N.tar (<= 15 MiB each); at the deadline it stops what is still running
   (each run has saved its resumable state within its last 500 iterations) and packs those into
-  DIR/unfinished.tar, so a timeout loses nothing that was saved. Logs and a summary go to
+  DIR/unfinished-N.tar, so a timeout loses nothing that was saved. Logs and a summary go to
   DIR/logs.tar. Needs only what core.train needs (torch, numpy, safetensors).
 """
 from __future__ import annotations
@@ -28,81 +30,16 @@ import signal
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from core import models  # noqa: E402
 
-BACKLOG = ["resnet20", "plain20", "resnet56", "plain56", "resnet110", "resnet32", "plain32", "resnet44",
-           "plain44", "plain110"]
+BACKLOG = ["resnet56", "plain56", "resnet110", "plain110", "resnet32", "plain32", "resnet44", "plain44"]  # issue 13
 MODES = ["eager", "reduce-overhead", "default"]  # "eager" = bf16 autocast + channels_last, no compile
 TAR_LIMIT = 15 * 2**20  # bytes per returned file (the tool returns files of at most 16 MiB)
-
-
-def probe(out: Path, budget: float, iters: int, device: str) -> dict:
-    import numpy as np
-    import torch
-
-    from core.checkpoints import read_history
-    from core.train import Recipe, provenance, train
-
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (20_000, 3, 32, 32), dtype=np.uint8)
-    y = rng.integers(0, 10, len(x))
-    recipe = Recipe(iters=iters, eval_every=iters // 4)
-    plan = [("resnet20", "eager"), ("resnet20", "reduce-overhead"), ("resnet56", "reduce-overhead"),
-            ("resnet56", "eager"), ("resnet20", "default"), ("resnet56", "default")]
-    result = {"device": provenance(torch.device(device))["device"], "torch": torch.__version__,
-              "iters": iters, "runs": []}
-    t0 = time.perf_counter()
-    for name, mode in plan:
-        if time.perf_counter() - t0 > budget:
-            break
-        run = {"model": name, "mode": mode}
-        torch._dynamo.reset()  # each probe compiles from scratch, within dynamo's recompile limit
-        start = time.perf_counter()
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                train(name, recipe, (x, y), {"test": (x[:1000], y[:1000])}, tmp, device, train_eval=False,
-                      bar=False, compile_model=False if mode == "eager" else mode)
-                h = read_history(Path(tmp) / name)
-            a, b = h[len(h) // 2 - 1], h[-1]
-            run["s_per_iter"] = (b["wall_s"] - a["wall_s"]) / (b["iter"] - a["iter"])
-            run["img_per_s"] = round(recipe.batch_size / run["s_per_iter"], 1)
-            run["startup_s"] = round(time.perf_counter() - start - run["s_per_iter"] * iters, 1)
-        except Exception as e:  # a mode that fails here is simply not used
-            run["error"] = f"{type(e).__name__}: {e}"[:500]
-        result["runs"].append(run)
-        print(json.dumps(run), flush=True)
-    for path in (out / "probe.json", ROOT / "data" / "probe.json"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=1))
-    return result
-
-
-def choose(probe_result: dict | None, forced: str | None):
-    """(mode, seconds-per-iteration function of depth, start-up seconds) from a probe; no probe, no estimates."""
-    runs = [r for r in (probe_result or {}).get("runs", []) if "error" not in r]
-    if forced:
-        runs = [r for r in runs if r["mode"] == forced]
-        if not runs:
-            return forced, None, None
-    if not runs:
-        return "eager", None, None
-    deep = [r for r in runs if r["model"] == "resnet56"] or runs
-    best = min(deep, key=lambda r: r["s_per_iter"])["mode"]
-    pts = {int(r["model"][6:]): r for r in runs if r["mode"] == best}
-    if len(pts) >= 2:
-        (d1, r1), (d2, r2) = sorted(pts.items())[:2]
-        slope = (r2["s_per_iter"] - r1["s_per_iter"]) / (d2 - d1)
-        sec = lambda depth: max(r1["s_per_iter"] + slope * (depth - d1), 1e-4)  # noqa: E731
-    else:
-        (d1, r1), = pts.items()
-        sec = lambda depth: r1["s_per_iter"] * depth / d1  # noqa: E731
-    startup = max(r["startup_s"] for r in pts.values()) * 1.5  # deeper nets compile longer
-    return best, sec, startup
 
 
 def pack(out: Path, ckpt_root: Path, names: list[str], prefix: str, max_files: int) -> list[str]:
@@ -155,7 +92,17 @@ def write_logs(out: Path, work: Path, summary: dict):
     os.replace(tmp, out / "logs.tar")
 
 
+def units(models: list[str], k: int, impl: str = "grouped") -> list[list[str]]:
+    """The queue as training processes: models that can share a pack, in queue order, k at a time."""
+    from core.train_packed import plan
+
+    return [[name for name, _ in group] for group in plan([(m, 0) for m in models], impl, k)] if k > 1 \
+        else [[m] for m in models]
+
+
 def train_queue(args) -> dict:
+    from bench.probe import choose
+
     t0 = time.time()
     deadline = t0 + args.budget
     out, work = Path(args.out), Path(args.work)
@@ -163,88 +110,108 @@ def train_queue(args) -> dict:
     ckpt.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     pfile = ROOT / "data" / "probe.json"
-    mode, sec, startup = choose(json.loads(pfile.read_text()) if pfile.is_file() else None, args.compile)
+    plan = choose(json.loads(pfile.read_text()) if pfile.is_file() else None)
+    forced = {"mode": args.compile, "k": args.pack, "jobs": args.jobs, "impl": args.pack_impl}
+    if any(v is not None and plan[key] != v for key, v in forced.items()):
+        plan = {**plan, **{key: v for key, v in forced.items() if v is not None}, "sec": None,  # not what was probed
+                "r20_img_per_s": None}
+    mode, k, jobs = plan["mode"], plan["k"], plan["jobs"]
     iters = args.iters or 64_000
-    if args.fit and sec is None:
-        sys.exit("--fit needs a probe: run `bench/lease.py probe` first on this machine")
-    est = {m: (startup + iters * sec(int("".join(c for c in m if c.isdigit()))) * 1.08) if sec else 0.0
-           for m in args.models}
+    if args.fit and plan["sec"] is None:
+        sys.exit("--fit needs a probe of the same plan: run `bench/lease.py probe` first on this machine")
+    queue = units(args.models, k, plan["impl"])
+    depth = lambda unit: models.get_spec(unit[0]).depth  # noqa: E731
+    est = {tuple(u): (plan["startup_s"] + iters * plan["sec"](depth(u))) * 1.08 if plan["sec"] else 0.0 for u in queue}
     resume = set()
     for name in args.models if args.resume_from else []:  # unfinished runs from an earlier lease
         src = Path(args.resume_from) / name
         if (src / "train_state.json").is_file():
             shutil.copytree(src, ckpt / name, dirs_exist_ok=True)
             resume.add(name)
-    summary = {"mode": mode, "iters": iters, "seed": args.seed, "budget_s": args.budget, "jobs": args.jobs,
-               "estimate_s": {m: round(v) for m, v in est.items()}, "events": []}
+    summary = {"plan": {key: v for key, v in plan.items() if key != "sec"}, "iters": iters, "seed": args.seed,
+               "budget_s": args.budget, "units": queue, "estimate_s": {"+".join(u): round(v) for u, v in est.items()},
+               "events": []}
 
     def event(text):
         summary["events"].append(f"{time.time() - t0:7.1f}s {text}")
         print(summary["events"][-1], flush=True)
 
-    event(f"mode {mode}; resuming {sorted(resume) or 'none'}; estimated seconds per model: "
-          f"{summary['estimate_s'] if sec else 'none (no probe)'}")
-    pending, running, done, skipped, retried = list(args.models), {}, [], [], set()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": "10",
-           "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // args.jobs))}
+           "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+    if plan["mps"]:
+        from bench.probe import mps, mps_env
+
+        env.update(mps_env())
+        err = mps(True, env)
+        event(f"MPS daemon {'started' if err is None else f'failed ({err}); going on without it'}")
+    event(f"plan {summary['plan']}; resuming {sorted(resume) or 'none'}; estimated seconds per unit: "
+          f"{summary['estimate_s'] if plan['sec'] else 'none (no probe of this plan)'}")
+    pending, running, done, skipped, retried = [tuple(u) for u in queue], {}, [], [], set()
     last_pack = 0.0
     while pending or running:
-        for name, proc in list(running.items()):
+        for unit, proc in list(running.items()):
             if proc.poll() is not None:
-                del running[name]
-                ok = proc.returncode == 0 and finished(ckpt / name)
-                event(f"{name} {'finished' if ok else f'FAILED (exit {proc.returncode})'}")
+                del running[unit]
+                ok = proc.returncode == 0 and all(finished(ckpt / n) for n in unit)
+                event(f"{'+'.join(unit)} {'finished' if ok else f'FAILED (exit {proc.returncode})'}")
                 if ok:
-                    done.append(name)
-                elif mode != "eager" and name not in retried:  # a compile failure: the rest go eager
-                    retried.add(name)
+                    done.extend(unit)
+                elif mode != "eager" and unit not in retried:  # a compile failure: the rest go eager
+                    retried.add(unit)
                     mode = "eager"
-                    (work / f"{name}.log").rename(work / f"{name}.failed.log")
-                    pending.insert(0, name)
-                    event(f"retrying {name} and all later models without torch.compile")
+                    log = work / f"{'+'.join(unit)}.log"
+                    log.rename(log.with_suffix(".failed.log"))
+                    pending.insert(0, unit)
+                    event(f"retrying {'+'.join(unit)} and all later units without torch.compile")
                 else:
-                    skipped.append(name)
+                    skipped.append(unit)
         left = deadline - time.time()
-        committed = sum(max(est[n] * (1 - progress(ckpt / n) / iters), 0) for n in running)
-        for name in list(pending):
-            if len(running) >= args.jobs:
+        committed = sum(max(est[u] * (1 - min(progress(ckpt / n) for n in u) / iters), 0) for u in running)
+        for unit in list(pending):
+            if len(running) >= jobs:
                 break
-            if (committed + est[name] < left) if args.fit else left > args.min_left:
-                pending.remove(name)
-                cmd = [sys.executable, "-m", "core.train", "--model", name, "--device", args.device,
+            if (committed + est[unit] < left) if args.fit else left > args.min_left:
+                pending.remove(unit)
+                cmd = [sys.executable, "-m", "core.train", "--model", *unit, "--device", args.device,
                        "--out", str(ckpt), "--seed", str(args.seed), "--iters", str(iters)]
-                cmd += ["--resume"] if name in retried | resume else []
+                cmd += ["--pack", "--pack-impl", plan["impl"]] if len(unit) > 1 else []
+                cmd += ["--resume"] if unit in retried or resume & set(unit) else []
                 cmd += ["--compile", mode] if mode != "eager" else []
                 cmd += ["--no-train-eval"] if args.no_train_eval else []
-                running[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
-                                                 stdout=open(work / f"{name}.log", "w"), stderr=subprocess.STDOUT)
-                committed += est[name]
-                event(f"started {name} (estimate {est[name]:.0f} s, {left:.0f} s left)")
+                running[unit] = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
+                                                 stdout=open(work / f"{'+'.join(unit)}.log", "w"),
+                                                 stderr=subprocess.STDOUT)
+                committed += est[unit]
+                event(f"started {'+'.join(unit)} (estimate {est[unit]:.0f} s, {left:.0f} s left)")
             elif not running:
-                pending.remove(name)
-                skipped.append(name)
-                event(f"skipped {name}: estimate {est[name]:.0f} s > {left:.0f} s left")
+                pending.remove(unit)
+                skipped.append(unit)
+                event(f"skipped {'+'.join(unit)}: estimate {est[unit]:.0f} s > {left:.0f} s left")
         if time.time() >= deadline:
             break
         if time.time() - last_pack > 20:
             pack(out, ckpt, done, "ckpt", 4)
             last_pack = time.time()
         time.sleep(2)
-    for name, proc in running.items():  # out of time: stop; their last saves (<= 500 iterations ago) stay
+    for unit, proc in running.items():  # out of time: stop; their last saves (<= 500 iterations ago) stay
         os.killpg(proc.pid, signal.SIGTERM)
-    for name, proc in running.items():
+    for unit, proc in running.items():
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        event(f"stopped {name} at iteration {progress(ckpt / name)}")
-    summary.update(mode=mode, finished=done, unfinished=sorted(running), not_started=[n for n in pending + skipped
-                                                                             if n not in done])
+        event(f"stopped {'+'.join(unit)} at iterations {[progress(ckpt / n) for n in unit]}")
+    if plan["mps"]:
+        event(f"MPS daemon quit: {mps(False, env) or 'ok'}")
+    stopped = [n for u in running for n in u if not finished(ckpt / n)]
+    done += [n for u in running for n in u if finished(ckpt / n)]  # a pack's early finisher
+    summary.update(plan={**summary["plan"], "mode": mode}, finished=done, unfinished=stopped,
+                   not_started=[n for u in pending + skipped for n in u if n not in done])
     summary["files"] = pack(out, ckpt, done, "ckpt", 4)
-    summary["files"] += pack(out, ckpt, [n for n in running if (ckpt / n).is_dir()], "unfinished", 3)
-    summary["metrics"] = {n: {k: m.get(k) for k in ("iterations", "test_error_pct", "train_error_pct",
-                                                     "wall_time_s", "img_per_s", "device")}
+    summary["files"] += pack(out, ckpt, [n for n in stopped if (ckpt / n).is_dir()], "unfinished", 3)
+    summary["metrics"] = {n: {key: m.get(key) for key in ("iterations", "test_error_pct", "train_error_pct",
+                                                         "wall_time_s", "img_per_s", "device", "packed")}
                           for n in done for m in [json.loads((ckpt / n / "metrics.json").read_text())]}
     event(f"done: {summary['files']}")
     write_logs(out, work, summary)
@@ -258,9 +225,11 @@ def main(argv=None):
     ap.add_argument("--work", default="/tmp/lease", help="where checkpoints and logs are written")
     ap.add_argument("--budget", type=float, default=500, help="seconds until everything must be packed")
     ap.add_argument("--models", nargs="+", default=BACKLOG)
-    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--jobs", type=int, help="train: processes at once (default: the probe's choice)")
+    ap.add_argument("--pack", type=int, metavar="K", help="train: models per packed process (default: the probe's)")
+    ap.add_argument("--pack-impl", choices=["grouped", "vmap"], help="train: force the pack implementation")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--iters", type=int, help="probe: steps per run (400); train: steps per model (64,000)")
+    ap.add_argument("--iters", type=int, help="probe: steps per run (160); train: steps per model (64,000)")
     ap.add_argument("--compile", choices=MODES, help="train: force a mode instead of the probe's fastest")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--fit", action="store_true",
@@ -272,7 +241,10 @@ def main(argv=None):
     ap.add_argument("--no-train-eval", action="store_true", help="train: skip the final training-set error")
     args = ap.parse_args(argv)
     if args.command == "probe":
-        probe(Path(args.out), args.budget, args.iters or 400, args.device)
+        from bench.probe import main as probe
+
+        probe(["--out", args.out, "--budget", str(args.budget), "--device", args.device,
+               "--steps", str(args.iters or 160)])
     else:
         train_queue(args)
 

@@ -116,6 +116,9 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
             return packed.losses_and_errors(fwd(params, buffers, x.to(dtype)), y)
 
     mode = compile_model if isinstance(compile_model, str) and compile_model != "default" else None
+    if compile_model:  # the stacked state lives as long as the run, like a module's parameters: no copies into
+        for t in (*params.values(), *buffers.values()):  # CUDA graphs' static inputs each step
+            torch._dynamo.mark_static_address(t)
     step = torch.compile(losses_and_errors, mode=mode) if compile_model else losses_and_errors
     graphs = mode is not None and "cudagraphs" not in mode and device.type == "cuda"
     zeros_x = torch.zeros(recipe.batch_size, 3, 32, 32, device=device, dtype=dtype).contiguous(memory_format=fmt)

@@ -1,0 +1,55 @@
+"""The lease scripts' logic on CPU: the probe's plan choice, the queue's units, one probe run."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.lease import units
+from bench.probe import choose, members, r20_cost
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(depth, k, jobs, mode, rate, sec, impl="grouped", mps=False, startup=10.0):
+    return {"depth": depth, "k": k, "jobs": jobs, "mode": mode, "impl": impl, "mps": mps,
+            "r20_img_per_s": rate, "s_per_step": sec, "startup_s": startup}
+
+
+def test_choose_takes_the_fastest_plan_at_depth_56_and_fits_depth():
+    probe = {"runs": [_run(56, 1, 3, "reduce-overhead", 90_000, 0.022),
+                      _run(56, 4, 1, "reduce-overhead", 200_000, 0.0077),
+                      _run(110, 4, 1, "reduce-overhead", 180_000, 0.0155, startup=40.0),
+                      _run(20, 8, 1, "reduce-overhead", 400_000, 0.0023),  # faster, but not at depth 56
+                      {**_run(56, 8, 1, "reduce-overhead", 0, 0), "error": "OOM"},
+                      {"model": "resnet56", "mode": "eager", "s_per_iter": 0.03}]}  # a pre-packing probe row
+    plan = choose(probe)
+    assert (plan["k"], plan["jobs"], plan["mode"], plan["impl"], plan["mps"]) == (4, 1, "reduce-overhead", "grouped", False)
+    assert plan["sec"](56) == pytest.approx(0.0077) and plan["sec"](110) == pytest.approx(0.0155)
+    assert plan["sec"](83) == pytest.approx((0.0077 + 0.0155) / 2)
+    assert plan["startup_s"] == pytest.approx(60.0)
+    assert choose(None)["sec"] is None and choose({"runs": probe["runs"][-2:]})["k"] == 1
+
+
+def test_units_pack_the_queue_by_depth_in_order():
+    queue = ["resnet56", "plain56", "resnet110", "plain110", "resnet32", "plain32", "resnet20b", "resnet44"]
+    assert units(queue, 2) == [["resnet56", "plain56"], ["resnet110", "plain110"], ["resnet32", "plain32"],
+                               ["resnet20b"], ["resnet44"]]
+    assert units(queue, 1) == [[m] for m in queue]
+    assert units(queue, 2, "vmap")[:2] == [["resnet56"], ["plain56"]]
+
+
+def test_members_and_cost():
+    assert members(56, 4, "grouped") == [("resnet56", 0), ("plain56", 0), ("resnet56", 1), ("plain56", 1)]
+    assert members(56, 3, "vmap") == [("resnet56", 0), ("resnet56", 1), ("resnet56", 2)]
+    assert [r20_cost(d) for d in (20, 56, 110)] == [1.0, 3.0, 6.0]
+
+
+def test_probe_one_packed_run_on_cpu():
+    r = subprocess.run([sys.executable, "bench/probe.py", "one", "--depth", "20", "--k", "2", "--steps", "8",
+                        "--images", "512", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["k"] == 2 and got["s_per_step"] > 0
+    assert got["img_per_s"] == pytest.approx(2 * 128 / got["s_per_step"], rel=1e-3)
