@@ -1,6 +1,7 @@
 """Train the paper's CIFAR-10 nets with the paper's recipe; resumable, logged, with provenance.
 
     python -m core.train --model resnet20 [plain20 ...] [--iters N] [--device cuda] [--out checkpoints/]
+    python -m core.train --model resnet110 plain110 --seeds 0 1 2 --pack   # 6 runs in one packed step
 
 Recipe "paper" (He et al. 2016, Sec. 4.2): SGD, momentum 0.9, weight decay 1e-4, batch 128, lr 0.1
 divided by 10 at 32k and 48k iterations, stop at 64k; nets of 110+ layers warm up at lr 0.01 until
@@ -13,7 +14,8 @@ continues to the bit-identical result on CPU (tests/test_train.py checks both; o
 autotuned kernels are not bitwise deterministic, resumed or not).
 On CUDA: bf16 autocast, channels_last, optional torch.compile ("reduce-overhead" replays each step as
 CUDA graphs); evaluation stays fp32 with TF32 off, so CPU re-evaluation agrees. Needs only torch, numpy, safetensors
-(tqdm if present). Several models: one after another, or --jobs K processes side by side.
+(tqdm if present). Several models: one after another, --jobs K processes side by side, or --pack:
+runs of one depth in one packed step (core/train_packed.py). --seeds S ...: each model once per seed.
 Measured: resnet20 trains at about 560 img/s on this project's 2-core CPU, and at 28,700 img/s on an
 H200 with --compile reduce-overhead while two other runs shared the GPU (README, bench/results/).
 """

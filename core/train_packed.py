@@ -173,7 +173,7 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
             s.run.log(s.net, acc[j, 0].item(), acc[j, 1].item(), eval_sets, device, opt.lrs[j])
             acc[j, :2] = 0
             results[s.label] = s.run.save(s.net, train_set, device, train_eval,
-                                          state=lambda j=j, s=s: _member_state(opt, keys, j, s.net, acc[j], recipe))
+                                          state=lambda j=j, s=s: _member_state(opt, j, s.net, acc[j], recipe))
             if s.run.finished:
                 pbar.write(s.run.summary(results[s.label]))
         if logs:
@@ -193,7 +193,7 @@ def plan(members: list[tuple[str, int]], impl: str = "grouped", max_k: int | Non
     return [g[i:i + step] for g in groups.values() for i in range(0, len(g), step)]
 
 
-def _member_state(opt: packed.PackedSGD, keys: list[str], j: int, net, acc_j, recipe) -> tuple[dict, list]:
+def _member_state(opt: packed.PackedSGD, j: int, net, acc_j, recipe) -> tuple[dict, list]:
     """Member j's resume state in torch.optim.SGD's layout, as core.train saves it."""
     sgd = torch.optim.SGD(net.parameters(), lr=opt.lrs[j], momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay, fused=net.linear.weight.is_cuda or None)

@@ -2,6 +2,8 @@
 from ../shared/cifar10 (CI, offline) or downloaded (online); without either, data tests skip."""
 import contextlib
 import os
+import random
+import signal
 import socket
 import subprocess
 import sys
@@ -134,3 +136,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def kill_after_saves(cmd: list[str], folder: Path, saves: int = 3, timeout: float = 90):
+    """Start `cmd`, wait until `folder`'s history has `saves` more rows, wait a random 0-0.5 s
+    more (random.seed it first), then SIGKILL it: a kill at some moment of a training run."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from core.checkpoints import read_history
+
+    start = len(read_history(folder)) if folder.exists() else 0
+    deadline = time.time() + timeout
+    while time.time() < deadline and (not folder.exists() or len(read_history(folder)) < start + saves):
+        time.sleep(0.05)
+    time.sleep(random.uniform(0, 0.5))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -15,11 +15,9 @@
 - SIGKILL at 3 random moments, resume: equal to an unbroken packed run bit for bit (fp32).
 """
 import random
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +28,7 @@ from core import checkpoints as ck
 from core import models, packed
 from core.train import Recipe, train
 from core.train_packed import plan, train_packed
+from tests.conftest import kill_after_saves
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -207,16 +206,7 @@ def test_kill_and_resume_packed_run_is_bit_identical(tmp_path):
     random.seed(1)
     seen = []
     for _ in range(3):
-        proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "k")], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        folder = tmp_path / "k" / "resnet20"
-        start = len(ck.read_history(folder)) if folder.exists() else 0
-        deadline = time.time() + 90
-        while time.time() < deadline and (not folder.exists() or len(ck.read_history(folder)) < start + 3):
-            time.sleep(0.05)
-        time.sleep(random.uniform(0, 0.5))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        kill_after_saves([sys.executable, str(script), str(tmp_path / "k")], tmp_path / "k" / "resnet20")
         seen.append([ck.load(tmp_path / "k" / n).metrics["iterations"] for n in ("resnet20", "plain20")])
     assert seen == sorted(seen) and seen[0][0] >= 6, seen
     for out in ("k", "clean"):

@@ -2,17 +2,16 @@
 import dataclasses
 import os
 import random
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 import torch
 
 from core import checkpoints as ck
 from core.train import Recipe, lr_at, train
+from tests.conftest import kill_after_saves
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -101,15 +100,7 @@ def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     folder, seen = tmp_path / "resnet20", []
     random.seed(0)
     for _ in range(3):
-        proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        start = len(ck.read_history(folder)) if folder.exists() else 0
-        deadline = time.time() + 60
-        while time.time() < deadline and (not folder.exists() or len(ck.read_history(folder)) < start + 3):
-            time.sleep(0.05)
-        time.sleep(random.uniform(0, 0.5))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        kill_after_saves([sys.executable, str(script), str(tmp_path)], folder, timeout=60)
         got = ck.load(folder)
         seen.append(got.metrics["iterations"])
     assert seen == sorted(seen) and seen[0] >= 6
