@@ -8,7 +8,8 @@ A lease is 15 device-minutes in all, one command at most 10 minutes, and only 8 
 - `probe` runs bench/probe.py, which times the real trainers on random images for each way of
   using the GPU (one net per process, K nets per packed step, J processes, MPS) and writes
   probe.json (to DIR and to data/, where a later call on the same warm machine finds it);
-- `train` takes the probe's fastest plan in resnet20-equivalent img/s at depth 56 (pack size K,
+- `train` takes the probe's fastest plan in resnet20-equivalent img/s at depth 56, among those whose
+  packs the queue can fill (the backlog has twins, so K <= 2 unless seeds join) (pack size K,
   processes J, compile mode, pack implementation, MPS; each can be forced by a flag, which drops
   the estimates unless the probe measured that plan), turns the queue into units (a pack of
   up to K models of one depth, in queue order; core.train --pack trains each as one process) and
@@ -110,7 +111,8 @@ def train_queue(args) -> dict:
     ckpt.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     pfile = ROOT / "data" / "probe.json"
-    plan = choose(json.loads(pfile.read_text()) if pfile.is_file() else None)
+    fill = max(len(u) for u in units(args.models, len(args.models)))  # the largest pack the queue can make
+    plan = choose(json.loads(pfile.read_text()) if pfile.is_file() else None, max_k=fill)
     forced = {"mode": args.compile, "k": args.pack, "jobs": args.jobs, "impl": args.pack_impl}
     if any(v is not None and plan[key] != v for key, v in forced.items()):
         plan = {**plan, **{key: v for key, v in forced.items() if v is not None}, "sec": None,  # not what was probed

@@ -231,13 +231,15 @@ def probe(args) -> dict:
     return result
 
 
-def choose(probe_result: dict | None, depth: int = 56) -> dict:
+def choose(probe_result: dict | None, depth: int = 56, max_k: int | None = None) -> dict:
     """The plan with the highest r20 rate at `depth` (else at any depth), and its seconds per step.
+    max_k: only plans whose packs the queue can fill (K at most the largest group of one depth).
 
     Returns {"k", "jobs", "mode", "impl", "mps", "r20_img_per_s", "startup_s", "sec": depth -> s}.
     Without a probe: one net per process, eager, no estimates (sec is None).
     """
-    runs = [r for r in (probe_result or {}).get("runs", []) if "error" not in r and "depth" in r]
+    runs = [r for r in (probe_result or {}).get("runs", []) if "error" not in r and "depth" in r
+            and (max_k is None or r["k"] <= max_k)]
     if not runs:  # (a probe.json from before packing has no "depth": it is not used)
         return {"k": 1, "jobs": 1, "mode": "eager", "impl": "grouped", "mps": False, "sec": None, "startup_s": None}
     pool = [r for r in runs if r["depth"] == depth] or runs
