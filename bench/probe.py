@@ -21,6 +21,7 @@ budget lasts; results are written to probe.json after each one:
           reduce-overhead, at depth 56, then the best K at depths 20 and 110
   jobs    J = 3 processes of one net (today's --jobs), and J = 2 processes of a K = 2 pack, each
           also under MPS (nvidia-cuda-mps-control -d; quit cleanly after) when the daemon exists
+  (see candidates() for the order: what a backlog of twins can use comes first)
 `choose()` reads probe.json and returns the plan that bench/lease.py trains with: pack size K,
 processes J, compile mode, implementation, MPS, and seconds per step as a function of depth.
 Needs only torch, numpy, safetensors (the GPU machines' packages).
@@ -189,9 +190,12 @@ def candidates(quick: bool) -> list[dict]:
         depth=depth, k=k, impl=impl, mode=mode, jobs=jobs, mps=mps)
     if quick:  # a CPU smoke run: every kind of candidate, eager, depth 20
         return [c(20, mode="eager"), c(20, 2, mode="eager"), c(20, 2, "vmap", mode="eager"), c(20, jobs=2, mode="eager")]
-    return [c(56, mode="eager"), c(56, 2, mode="eager"), c(56, 4, mode="eager"), c(56, 8, mode="eager"),
-            c(56, 4, "vmap", mode="eager"), c(56), c(56, 4), c(56, 8), c(56, jobs=3), c(56, 2, jobs=2),
-            c(56, 8, "vmap"), c(56, jobs=3, mps=True), c(56, 2, jobs=2, mps=True), c(110, "best"), c(20, "best")]
+    # most useful first (a compiled candidate costs ~30-60 s of start-up): what the backlog of twins
+    # can use (K <= 2), today's path as the baseline, then larger packs (for seeds), vmap, MPS
+    return [c(56, 2, mode="eager"), c(56, 8, mode="eager"), c(56), c(56, 2), c(56, 2, jobs=2), c(56, jobs=3),
+            c(56, 4), c(56, 8), c(56, 4, "vmap", mode="eager"), c(56, 2, jobs=2, mps=True),
+            c(56, jobs=3, mps=True), c(56, 8, "vmap"), c(56, mode="eager"), c(56, 4, mode="eager"),
+            c(110, "best"), c(20, "best")]
 
 
 def probe(args) -> dict:
