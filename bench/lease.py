@@ -102,7 +102,10 @@ def units(models: list[str], k: int, impl: str = "grouped") -> list[list[str]]:
 
 
 def train_queue(args) -> dict:
+    import torch
+
     from bench.probe import choose
+    from core.train import provenance
 
     t0 = time.time()
     deadline = t0 + args.budget
@@ -111,8 +114,14 @@ def train_queue(args) -> dict:
     ckpt.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     pfile = ROOT / "data" / "probe.json"
-    fill = max(len(u) for u in units(args.models, len(args.models)))  # the largest pack the queue can make
-    plan = choose(json.loads(pfile.read_text()) if pfile.is_file() else None, max_k=fill)
+    probed = json.loads(pfile.read_text()) if pfile.is_file() else None
+    here = provenance(torch.device(args.device))["device"]
+    if probed and probed.get("device") != here:  # a probe of another machine says nothing about this one
+        print(f"ignoring {pfile}: it probed {probed.get('device')!r}, this is {here!r}", flush=True)
+        probed = None
+    fill = {impl: max(len(u) for u in units(args.models, len(args.models), impl))  # the largest packs the
+            for impl in ("grouped", "vmap")}  # queue can make
+    plan = choose(probed, max_k=fill)
     forced = {"mode": args.compile, "k": args.pack, "jobs": args.jobs, "impl": args.pack_impl}
     if any(v is not None and plan[key] != v for key, v in forced.items()):
         plan = {**plan, **{key: v for key, v in forced.items() if v is not None}, "sec": None,  # not what was probed
@@ -149,6 +158,7 @@ def train_queue(args) -> dict:
     event(f"plan {summary['plan']}; resuming {sorted(resume) or 'none'}; estimated seconds per unit: "
           f"{summary['estimate_s'] if plan['sec'] else 'none (no probe of this plan)'}")
     pending, running, done, skipped, retried = [tuple(u) for u in queue], {}, [], [], set()
+    started_as = {}  # unit -> the compile mode it was started with
     last_pack = 0.0
     while pending or running:
         for unit, proc in list(running.items()):
@@ -158,7 +168,7 @@ def train_queue(args) -> dict:
                 event(f"{'+'.join(unit)} {'finished' if ok else f'FAILED (exit {proc.returncode})'}")
                 if ok:
                     done.extend(unit)
-                elif mode != "eager" and unit not in retried:  # a compile failure: the rest go eager
+                elif started_as[unit] != "eager" and unit not in retried:  # a compile failure: the rest go eager
                     retried.add(unit)
                     mode = "eager"
                     log = work / f"{'+'.join(unit)}.log"
@@ -184,6 +194,7 @@ def train_queue(args) -> dict:
                                                  stdout=open(work / f"{'+'.join(unit)}.log", "w"),
                                                  stderr=subprocess.STDOUT)
                 committed += est[unit]
+                started_as[unit] = mode
                 event(f"started {'+'.join(unit)} (estimate {est[unit]:.0f} s, {left:.0f} s left)")
             elif not running:
                 pending.remove(unit)
@@ -206,12 +217,13 @@ def train_queue(args) -> dict:
         event(f"stopped {'+'.join(unit)} at iterations {[progress(ckpt / n) for n in unit]}")
     if plan["mps"]:
         event(f"MPS daemon quit: {mps(False, env) or 'ok'}")
-    stopped = [n for u in running for n in u if not finished(ckpt / n)]
-    done += [n for u in running for n in u if finished(ckpt / n)]  # a pack's early finisher
+    cut = [n for u in [*running, *skipped] for n in u if (ckpt / n).is_dir()]  # stopped, or failed after saving
+    stopped = [n for n in cut if not finished(ckpt / n) and (ckpt / n / "train_state.json").is_file()]
+    done += [n for n in cut if finished(ckpt / n) and n not in done]  # e.g. a pack's early finisher
     summary.update(plan={**summary["plan"], "mode": mode}, finished=done, unfinished=stopped,
                    not_started=[n for u in pending + skipped for n in u if n not in done])
     summary["files"] = pack(out, ckpt, done, "ckpt", 4)
-    summary["files"] += pack(out, ckpt, [n for n in stopped if (ckpt / n).is_dir()], "unfinished", 3)
+    summary["files"] += pack(out, ckpt, stopped, "unfinished", 3)
     summary["metrics"] = {n: {key: m.get(key) for key in ("iterations", "test_error_pct", "train_error_pct",
                                                          "wall_time_s", "img_per_s", "device", "packed")}
                           for n in done for m in [json.loads((ckpt / n / "metrics.json").read_text())]}

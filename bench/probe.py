@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -135,13 +136,14 @@ def mps_env() -> dict:
 def mps(start: bool, env: dict) -> str | None:
     """Start (or quit) the MPS control daemon; None when it worked, else why not."""
     try:
-        if start:
-            r = subprocess.run(["nvidia-cuda-mps-control", "-d"], env=env, capture_output=True, text=True, timeout=30)
+        if start:  # the daemon forks; it must not hold our pipes
+            r = subprocess.run(["nvidia-cuda-mps-control", "-d"], env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
         else:
             r = subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", env=env, capture_output=True, text=True,
                                timeout=30)
             time.sleep(2)
-        return None if r.returncode == 0 else f"exit {r.returncode}: {(r.stderr or r.stdout).strip()[:200]}"
+        return None if r.returncode == 0 else f"exit {r.returncode}: {(getattr(r, 'stdout', '') or '').strip()[:200]}"
     except (OSError, subprocess.SubprocessError) as e:
         return f"{type(e).__name__}: {e}"
 
@@ -156,23 +158,31 @@ def run_candidate(cand: dict, args, timeout: float) -> dict:
         env.update(mps_env())
         err = mps(True, env)
         if err:
+            mps(False, env)  # in case it half-started
             return {**cand, "error": f"MPS: {err}"}
-    procs = [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(cand["jobs"])]
     res, errors = [], []
-    deadline = time.time() + timeout
-    for p in procs:
-        try:
-            out, err = p.communicate(timeout=max(deadline - time.time(), 1))
+    with tempfile.TemporaryDirectory() as tmp:  # output to files: J pipes read one by one could fill and block
+        logs = [open(Path(tmp) / f"{i}.log", "w+") for i in range(cand["jobs"])]
+        procs = [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                  start_new_session=True) for log in logs]
+        deadline = time.time() + timeout
+        for p, log in zip(procs, logs):
+            try:
+                p.wait(timeout=max(deadline - time.time(), 1))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)  # the run and anything it started (compile workers)
+                p.wait()
+                errors.append(f"timed out after {timeout:.0f} s")
+                continue
+            log.seek(0)
+            out = log.read()
             lines = [ln for ln in out.splitlines() if ln.startswith("{")]
             if p.returncode == 0 and lines:
                 res.append(json.loads(lines[-1]))
             else:
-                errors.append(f"exit {p.returncode}: {err.strip()[-300:]}")
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.communicate()
-            errors.append(f"timed out after {timeout:.0f} s")
+                errors.append(f"exit {p.returncode}: {out.strip()[-300:]}")
+        for log in logs:
+            log.close()
     if cand.get("mps"):
         err = mps(False, env)
         if err:
@@ -208,8 +218,8 @@ def probe(args) -> dict:
               "steps": args.steps, "batch": 128, "unit": "r20_img_per_s: images x (depth-2)/18 per second",
               "micro": [], "runs": []}
 
-    def write():
-        for path in (Path(args.out) / "probe.json", ROOT / "data" / "probe.json"):
+    def write():  # data/probe.json is where bench/lease.py train looks: not for a --quick smoke run
+        for path in [Path(args.out) / "probe.json"] + ([] if args.quick else [ROOT / "data" / "probe.json"]):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(result, indent=1))
 
@@ -235,15 +245,15 @@ def probe(args) -> dict:
     return result
 
 
-def choose(probe_result: dict | None, depth: int = 56, max_k: int | None = None) -> dict:
+def choose(probe_result: dict | None, depth: int = 56, max_k: int | dict | None = None) -> dict:
     """The plan with the highest r20 rate at `depth` (else at any depth), and its seconds per step.
-    max_k: only plans whose packs the queue can fill (K at most the largest group of one depth).
+    max_k: only plans whose packs the queue can fill: K at most this (or max_k[impl]).
 
     Returns {"k", "jobs", "mode", "impl", "mps", "r20_img_per_s", "startup_s", "sec": depth -> s}.
     Without a probe: one net per process, eager, no estimates (sec is None).
     """
     runs = [r for r in (probe_result or {}).get("runs", []) if "error" not in r and "depth" in r
-            and (max_k is None or r["k"] <= max_k)]
+            and (max_k is None or r["k"] <= (max_k.get(r["impl"], 1) if isinstance(max_k, dict) else max_k))]
     if not runs:  # (a probe.json from before packing has no "depth": it is not used)
         return {"k": 1, "jobs": 1, "mode": "eager", "impl": "grouped", "mps": False, "sec": None, "startup_s": None}
     pool = [r for r in runs if r["depth"] == depth] or runs

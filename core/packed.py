@@ -75,11 +75,12 @@ def shortcut_scale(nets: list[models.CifarResNet]) -> torch.Tensor:
 class Packed:
     """The forward of a pack: `Packed(spec, scale, impl)(params, buffers, x) -> logits (K, N, 10)`.
 
-    spec: any member's spec (depth, option); scale: shortcut_scale(members); x as `inputs()` makes it.
+    spec: any member's spec (depth, option); scale: shortcut_scale(members); x as `inputs()` makes it;
+    device: where the activations are.
     Training-mode BN updates the running statistics in `buffers` in place, as nn.BatchNorm2d does.
     """
 
-    def __init__(self, spec: models.ModelSpec, scale: torch.Tensor, impl: str = "grouped"):
+    def __init__(self, spec: models.ModelSpec, scale: torch.Tensor, impl: str = "grouped", device=None):
         if impl not in IMPLS:
             raise ValueError(f"unknown pack implementation {impl!r}; choose one of {IMPLS}")
         self.spec, self.impl, self.k = spec, impl, len(scale)
@@ -91,7 +92,9 @@ class Packed:
                                  "use the grouped implementation for plain+residual packs")
             kind = spec.shortcut if spec.shortcut == "B" else ("A" if self.residual else None)
             self.base = models.CifarResNet(models.ModelSpec(spec.name, spec.depth, kind, spec.num_classes))
-        self._scale, self._scales = scale, {}
+        # per-channel shortcut scales, made here on the device: none is created inside a compiled step
+        self._scales = {(c, dt): scale.to(device, dt).repeat_interleave(c).view(1, -1, 1, 1)
+                        for c in models.WIDTHS for dt in (torch.float32, torch.bfloat16, torch.float64)}
         self.training = True
 
     def inputs(self, xs: list[torch.Tensor]) -> torch.Tensor:
@@ -120,12 +123,6 @@ class Packed:
         return F.batch_norm(h, B[f"{prefix}.running_mean"].view(-1), B[f"{prefix}.running_var"].view(-1),
                             P[f"{prefix}.weight"].view(-1), P[f"{prefix}.bias"].view(-1), self.training, 0.1, 1e-5)
 
-    def _scale_for(self, channels: int, like: torch.Tensor) -> torch.Tensor:
-        key = (channels, like.device, like.dtype)
-        if key not in self._scales:
-            self._scales[key] = self._scale.to(like.device, like.dtype).repeat_interleave(channels).view(1, -1, 1, 1)
-        return self._scales[key]
-
     def _shortcut(self, P, B, prefix, h, cin, cout, stride):
         if stride == 1 and cin == cout:
             return h
@@ -146,7 +143,7 @@ class Packed:
                 out = self._bn(P, B, f"{pre}.bn2", self._conv(P, f"{pre}.conv2.weight", out, 1, 1))
                 if self.residual:
                     sc = self._shortcut(P, B, pre, h, cin, cout, stride)
-                    out = out + (sc * self._scale_for(cout, sc) if self.mixed else sc)
+                    out = out + (sc * self._scales[cout, sc.dtype] if self.mixed else sc)
                 h, cin = F.relu(out), cout
         pooled = h.mean((2, 3)).view(len(h), self.k, -1).transpose(0, 1)  # (K, N, 64)
         w, b = P["linear.weight"], P["linear.bias"]

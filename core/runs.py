@@ -94,6 +94,17 @@ class Run:
         self.history.append(row)
         return row
 
+    def note_pack(self, others: list[str], impl: str | None, k: int):
+        """Open (or continue) this launch's entry in the "packed" record (k=1: trained alone again).
+        Runs never packed keep no record."""
+        phases = self.extra.get("packed")
+        if phases is None and k == 1:
+            return
+        entry = {"from_iter": self.it, "impl": impl, "k": k, "with": others}
+        phases = self.extra.setdefault("packed", [])
+        if not phases or {**phases[-1], "from_iter": self.it} != entry:
+            phases.append(entry)
+
     @property
     def finished(self) -> bool:
         return self.it >= self.recipe.iters

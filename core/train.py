@@ -130,6 +130,11 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
     if run.saved is not None:
         run.resume_model(model)
         opt.load_state_dict(optim_state(run.saved, run.groups))
+        for p in model.parameters():  # saved contiguous; fused CUDA SGD wants each buffer in its
+            st = opt.state.get(p, {})  # parameter's layout (channels_last convs)
+            if "momentum_buffer" in st:
+                st["momentum_buffer"] = torch.empty_like(p).copy_(st["momentum_buffer"])
+        run.note_pack([], None, 1)  # a run packed before now goes on alone: its "packed" record says so
         acc = run.saved["acc"].to(device)
     loader = TensorLoader(*train_set, batch_size=recipe.batch_size, device=device, augment=recipe.augment,
                           seed=run.seed, memory_format=torch.channels_last if fast_cuda else torch.contiguous_format)

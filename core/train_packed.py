@@ -44,14 +44,6 @@ class Slot:
         return self.run is not None and not self.run.finished
 
 
-def _record(run: Run, others: list[str], impl: str, k: int):
-    """Open (or continue) this launch's entry in run.extra["packed"]."""
-    entry = {"from_iter": run.it, "impl": impl, "k": k, "with": others}
-    phases = run.extra.setdefault("packed", [])
-    if not phases or {**phases[-1], "from_iter": run.it} != entry:
-        phases.append(entry)
-
-
 def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: dict, out_dir, device="cpu",
                  resume: bool = False, compile_model: bool | str = False, max_steps: int | None = None,
                  train_eval: bool = True, bar: bool = True, fast: bool = True, impl: str = "grouped",
@@ -89,7 +81,7 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
     k = len(slots)
     for s in slots:
         if s.live:
-            _record(s.run, [o.label for o in slots if o is not s], impl, k)
+            s.run.note_pack([o.label for o in slots if o is not s], impl, k)
     params, buffers = packed.stack([s.net for s in slots], device, channels_last=fast_cuda)
     keys = list(params)
     names = [n for n, _ in slots[0].net.named_parameters()]
@@ -109,7 +101,7 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
         if s.run is not None and s.run.saved is not None:
             acc[j] = s.run.saved["acc"].to(device)
     scale = packed.shortcut_scale([s.net for s in slots])
-    fwd = packed.Packed(slots[0].net.spec, scale, impl)
+    fwd = packed.Packed(slots[0].net.spec, scale, impl, device)
 
     def losses_and_errors(x, y):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast_cuda):
@@ -160,6 +152,8 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
             if run.it % recipe.eval_every == 0 or run.it == recipe.iters:
                 logs.append(j)
         if steps % 50 == 0 or logs:
+            if device.type == "cuda":  # the clock reads the GPU's progress, not the host's queue
+                torch.cuda.synchronize(device)
             now = time.perf_counter()
             for j, s in enumerate(slots):
                 if live[j]:

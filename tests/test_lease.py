@@ -30,6 +30,7 @@ def test_choose_takes_the_fastest_plan_at_depth_56_and_fits_depth():
     assert plan["sec"](83) == pytest.approx((0.0077 + 0.0155) / 2)
     assert plan["startup_s"] == pytest.approx(60.0)
     assert choose(probe, max_k=2)["k"] == 1  # a queue of twins cannot fill packs of 4
+    assert choose(probe, max_k={"grouped": 4})["k"] == 4 and choose(probe, max_k={"vmap": 4})["k"] == 1
     assert choose(None)["sec"] is None and choose({"runs": probe["runs"][-2:]})["k"] == 1
 
 

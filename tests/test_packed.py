@@ -183,6 +183,10 @@ def test_fifty_packed_steps_equal_separate_runs(cifar, tmp_path):
     train("resnet20", recipe, train_set, evals, tmp_path / "mixed", seed=0, resume=True, **kw)
     a, b = _weights(tmp_path / "mixed" / "resnet20"), _weights(tmp_path / "alone" / "resnet20")
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-10
+    assert ck.load(tmp_path / "mixed" / "resnet20").metrics["packed"] == [
+        {"from_iter": 0, "impl": "grouped", "k": 2, "with": ["plain20"]},
+        {"from_iter": 30, "impl": None, "k": 1, "with": []}]
+    assert "packed" not in ck.load(tmp_path / "alone" / "resnet20").metrics
 
 
 def test_kill_and_resume_packed_run_is_bit_identical(tmp_path):
