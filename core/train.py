@@ -100,6 +100,18 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def run_meta(device: torch.device, fast_cuda: bool, compile_model) -> dict:
+    """What every save of a run records about how it was trained (both trainers)."""
+    return {"precision": "bf16-autocast" if fast_cuda else "fp32", "compiled": compile_model, **provenance(device)}
+
+
+def compile_step(fn, compile_model, device: torch.device):
+    """(fn, torch.compile'd as asked; whether each call must mark a CUDA-graph step first)."""
+    mode = compile_model if isinstance(compile_model, str) and compile_model != "default" else None
+    step = torch.compile(fn, mode=mode) if compile_model else fn
+    return step, mode is not None and "cudagraphs" not in mode and device.type == "cuda"
+
+
 def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device="cpu", seed: int = 0,
           resume: bool = False, compile_model: bool | str = False, stop_at: int | None = None,
           train_eval: bool = True, bar: bool = True, fast: bool = True, folder=None,
@@ -121,7 +133,7 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay, fused=device.type == "cuda" or None)
-    meta = {"precision": "bf16-autocast" if fast_cuda else "fp32", "compiled": compile_model, **provenance(device)}
+    meta = run_meta(device, fast_cuda, compile_model)
     run = Run.open(name, Path(folder or Path(out_dir) / name), recipe, seed, train_set, eval_sets, resume,
                    model.spec.depth >= recipe.warmup_min_depth, meta)
     if isinstance(run, dict):
@@ -144,9 +156,7 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
             logits = model(x.to(dtype))
             return F.cross_entropy(logits, y), (logits.argmax(1) != y).sum()
 
-    mode = compile_model if isinstance(compile_model, str) and compile_model != "default" else None
-    step = torch.compile(loss_and_errors, mode=mode) if compile_model else loss_and_errors
-    graphs = mode is not None and "cudagraphs" not in mode and device.type == "cuda"
+    step, graphs = compile_step(loss_and_errors, compile_model, device)
     last_it, tick, metrics = run.it, time.perf_counter(), None
     n_img = torch.tensor(float(recipe.batch_size), dtype=torch.float64, device=device)  # every batch is full
     pbar = progress_bar(total=recipe.iters, initial=run.it, desc=name, disable=not bar, dynamic_ncols=True)

@@ -29,7 +29,7 @@ from core import checkpoints, models, packed
 from core.data import TensorLoader
 from core.progress import progress_bar
 from core.runs import Run, folder_for, optim_tensors
-from core.train import lr_at, provenance
+from core.train import compile_step, lr_at, run_meta
 
 
 @dataclass
@@ -61,7 +61,7 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
     labels = [f.name for f in folders]
     if len(set(labels)) != len(labels):
         raise ValueError(f"a pack lists the same run twice: {labels}")
-    meta = {"precision": "bf16-autocast" if fast_cuda else "fp32", "compiled": compile_model, **provenance(device)}
+    meta = run_meta(device, fast_cuda, compile_model)
     fmt = torch.channels_last if fast_cuda else torch.contiguous_format
     slots, results = [], {}
     for (name, seed), folder in zip(members, folders):
@@ -83,23 +83,17 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
         if s.live:
             s.run.note_pack([o.label for o in slots if o is not s], impl, k)
     params, buffers = packed.stack([s.net for s in slots], device, channels_last=fast_cuda)
-    keys = list(params)
-    names = [n for n, _ in slots[0].net.named_parameters()]
-    assert names == keys, "stacked parameters must follow named_parameters() order"
-    bufs = []
-    for key_i, key in enumerate(keys):  # momentum buffers: saved ones, else zeros (= torch's first step)
-        per = [s.run.saved.get(f"optim.{key_i}.momentum_buffer") if s.run and s.run.saved else None for s in slots]
-        b = torch.zeros_like(params[key])
-        with torch.no_grad():
-            for j, t in enumerate(per):
-                if t is not None:
-                    b[j].copy_(t)
-        bufs.append(b)
-    opt = packed.PackedSGD([params[key] for key in keys], recipe.momentum, recipe.weight_decay, bufs)
+    assert list(params) == [n for n, _ in slots[0].net.named_parameters()], "stacking must keep parameter order"
+    bufs = [torch.zeros_like(p) for p in params.values()]  # momentum: zeros are torch's first step
     acc = torch.zeros(k, 4, dtype=torch.float64, device=device)  # per member: loss sum, errors, warmup errors, n
     for j, s in enumerate(slots):
-        if s.run is not None and s.run.saved is not None:
-            acc[j] = s.run.saved["acc"].to(device)
+        saved = s.run.saved if s.run is not None else None
+        if saved is not None:  # resumed: its momentum (torch.optim.SGD's layout) and running sums
+            for i, b in enumerate(bufs):
+                if f"optim.{i}.momentum_buffer" in saved:
+                    b[j].copy_(saved[f"optim.{i}.momentum_buffer"])
+            acc[j] = saved["acc"].to(device)
+    opt = packed.PackedSGD(list(params.values()), recipe.momentum, recipe.weight_decay, bufs)
     scale = packed.shortcut_scale([s.net for s in slots])
     fwd = packed.Packed(slots[0].net.spec, scale, impl, device)
 
@@ -107,12 +101,10 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast_cuda):
             return packed.losses_and_errors(fwd(params, buffers, x.to(dtype)), y)
 
-    mode = compile_model if isinstance(compile_model, str) and compile_model != "default" else None
     if compile_model:  # the stacked state lives as long as the run, like a module's parameters: no copies into
         for t in (*params.values(), *buffers.values()):  # CUDA graphs' static inputs each step
             torch._dynamo.mark_static_address(t)
-    step = torch.compile(losses_and_errors, mode=mode) if compile_model else losses_and_errors
-    graphs = mode is not None and "cudagraphs" not in mode and device.type == "cuda"
+    step, graphs = compile_step(losses_and_errors, compile_model, device)
     zeros_x = torch.zeros(recipe.batch_size, 3, 32, 32, device=device, dtype=dtype).contiguous(memory_format=fmt)
     zeros_y = torch.zeros(recipe.batch_size, dtype=torch.long, device=device)
     n_img = torch.tensor(float(recipe.batch_size), dtype=torch.float64, device=device)
