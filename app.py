@@ -5,8 +5,8 @@
 Four tabs on the uploaded image, each also a public API (gradio_client): classify, explain,
 architecture, gradient_flow; then the research tabs of app_research.py (results, curves,
 layer_responses, lesion, landscape, shattered, vgg_vs_resnet).
-This file only wires: images are decoded by core.images, models served by core.zoo, attributions
-by core.attribution, analysis by core.introspection, plots by core.figures. Starts without touching
+This file only wires: images are decoded by serving.images, models served by serving.zoo, attributions
+by serving.attribution, analysis by engine.introspection, plots by figures.dashboard. Starts without touching
 the network; models load on first use (README: start-up time and latencies, from bench/).
 """
 import os
@@ -18,9 +18,11 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
-from app_research import check_depth as _depth, research_tabs  # noqa: E402
-from core import attribution, figures, images, introspection, models, zoo  # noqa: E402
-from core.data import CLASSES  # noqa: E402
+from ui.research_tabs import check_depth as _depth, research_tabs  # noqa: E402
+from serving import attribution, images, zoo
+from figures import dashboard as figures
+from engine import introspection, models  # noqa: E402
+from engine.data import CLASSES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "assets" / "examples"

@@ -5,7 +5,7 @@
 1. Model time to classify one image with plain110 and resnet110 (median of 50), unfolded and with
    BN folded into the convs (what the app runs).
 2. Attribution time on resnet110 (median of 5): Grad-CAM (layer3), Saliency, Integrated Gradients
-   (50 steps), through core.attribution, as the Explain tab calls it.
+   (50 steps), through serving.attribution, as the Explain tab calls it.
 3. Cold start: `python app.py` from process start to the page answering, and to the first
    successful classify through gradio_client (models load lazily, so this includes loading).
 4. End to end: --requests classify calls through gradio_client, p50/p95, twice: the shipped pair at
@@ -29,7 +29,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from core import attribution, models, zoo  # noqa: E402
+from serving import attribution, zoo
+from engine import models  # noqa: E402
 from tests.conftest import _free_port  # noqa: E402
 
 

@@ -12,13 +12,13 @@ A lease is 15 device-minutes in all, one command at most 10 minutes, and only 8 
   packs the queue can fill (the backlog has twins, so K <= 2 unless seeds join) (pack size K,
   processes J, compile mode, pack implementation, MPS; each can be forced by a flag, which drops
   the estimates unless the probe measured that plan), turns the queue into units (a pack of
-  up to K models of one depth, in queue order; core.train --pack trains each as one process) and
+  up to K models of one depth, in queue order; engine.train --pack trains each as one process) and
   starts units `J` at a time while at least --min-left seconds remain (with --fit: only if its
   estimate, seconds per step fitted to depth, still fits). Every 20 s it packs finished checkpoint
   folders into DIR/ckpt-N.tar (<= 15 MiB each); at the deadline it stops what is still running
   (each run has saved its resumable state within its last 500 iterations) and packs those into
   DIR/unfinished-N.tar, so a timeout loses nothing that was saved. Logs and a summary go to
-  DIR/logs.tar. Needs only what core.train needs (torch, numpy, safetensors).
+  DIR/logs.tar. Needs only what engine.train needs (torch, numpy, safetensors).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from core import models  # noqa: E402
+from engine import models  # noqa: E402
 
 BACKLOG = ["resnet56", "plain56", "resnet110", "plain110", "resnet32", "plain32", "resnet44", "plain44"]  # issue 13
 MODES = ["eager", "reduce-overhead", "default"]  # "eager" = bf16 autocast + channels_last, no compile
@@ -95,7 +95,7 @@ def write_logs(out: Path, work: Path, summary: dict):
 
 def units(models: list[str], k: int, impl: str = "grouped") -> list[list[str]]:
     """The queue as training processes: models that can share a pack, in queue order, k at a time."""
-    from core.train_packed import plan
+    from engine.train_packed import plan
 
     return [[name for name, _ in group] for group in plan([(m, 0) for m in models], impl, k)] if k > 1 \
         else [[m] for m in models]
@@ -105,7 +105,7 @@ def train_queue(args) -> dict:
     import torch
 
     from bench.probe import choose
-    from core.train import provenance
+    from engine.train import provenance
 
     t0 = time.time()
     deadline = t0 + args.budget
@@ -184,7 +184,7 @@ def train_queue(args) -> dict:
                 break
             if (committed + est[unit] < left) if args.fit else left > args.min_left:
                 pending.remove(unit)
-                cmd = [sys.executable, "-m", "core.train", "--model", *unit, "--device", args.device,
+                cmd = [sys.executable, "-m", "engine.train", "--model", *unit, "--device", args.device,
                        "--out", str(ckpt), "--seed", str(args.seed), "--iters", str(iters)]
                 cmd += ["--pack", "--pack-impl", plan["impl"]] if len(unit) > 1 else []
                 cmd += ["--resume"] if unit in retried or resume & set(unit) else []

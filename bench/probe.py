@@ -17,7 +17,7 @@ budget lasts; results are written to probe.json after each one:
           nets) against G separate convs (the issue asked: public evidence on cuDNN's grouped
           convolutions is mixed)
   single  one net, one process, eager and reduce-overhead (today's path; the baseline)
-  pack    K = 2/4/8 nets in one packed step (core/train_packed.py), grouped and vmap, eager and
+  pack    K = 2/4/8 nets in one packed step (engine/train_packed.py), grouped and vmap, eager and
           reduce-overhead, at depth 56, then the best K at depths 20 and 110
   jobs    J = 3 processes of one net (today's --jobs), and J = 2 processes of a K = 2 pack, each
           also under MPS (nvidia-cuda-mps-control -d; quit cleanly after) when the daemon exists
@@ -57,9 +57,9 @@ def one(depth: int, k: int, impl: str, mode: str, steps: int, device: str, image
     """Train K nets of `depth` for `steps` steps on random images; the steady-state rates."""
     import numpy as np
 
-    from core.checkpoints import read_history
-    from core.train import Recipe, train
-    from core.train_packed import train_packed
+    from engine.checkpoints import read_history
+    from engine.train import Recipe, train
+    from engine.train_packed import train_packed
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (images, 3, 32, 32), dtype=np.uint8)
@@ -211,7 +211,7 @@ def candidates(quick: bool) -> list[dict]:
 def probe(args) -> dict:
     import torch
 
-    from core.train import provenance
+    from engine.train import provenance
 
     t0 = time.perf_counter()
     result = {"device": provenance(torch.device(args.device))["device"], "torch": torch.__version__,

@@ -2,7 +2,7 @@
 
     python bench/train_throughput.py [--models resnet20 resnet56 resnet110] [--iters 60] [--device cuda]
 
-Runs core.train.train() itself (same loader, augmentation, optimiser and step) on random uint8
+Runs engine.train.train() itself (same loader, augmentation, optimiser and step) on random uint8
 images, and reports steady-state img/s: the rate between the middle and the last history rows,
 so start-up and torch.compile warm-up are left out. Modes: "eager-fp32" everywhere; on CUDA also
 "bf16+channels_last" and, with --compile, "bf16+channels_last+compile". Needs only torch and numpy,
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core.checkpoints import read_history  # noqa: E402
-from core.train import Recipe, provenance, train  # noqa: E402
+from engine.checkpoints import read_history  # noqa: E402
+from engine.train import Recipe, provenance, train  # noqa: E402
 
 
 def steady_img_s(history, batch_size):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import data, models
+from engine import data, models
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_UNPACK = ROOT.parent / "shared" / "cifar10" / "unpack.py"
@@ -142,7 +142,7 @@ def kill_after_saves(cmd: list[str], folder: Path, saves: int = 3, timeout: floa
     """Start `cmd`, wait until `folder`'s history has `saves` more rows, wait a random 0-0.5 s
     more (random.seed it first), then SIGKILL it: a kill at some moment of a training run."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from core.checkpoints import read_history
+    from engine.checkpoints import read_history
 
     start = len(read_history(folder)) if folder.exists() else 0
     deadline = time.time() + timeout

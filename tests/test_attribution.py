@@ -10,7 +10,7 @@ import torch
 from captum.attr import (DeepLift, GuidedBackprop, IntegratedGradients, LayerGradCam, Occlusion,
                          Saliency)
 
-from core import models
+from engine import models
 
 ALL = models.list_models()
 

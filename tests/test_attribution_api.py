@@ -1,4 +1,4 @@
-"""core.attribution: every method's output, parameter checking, rendering, caching, latency."""
+"""serving.attribution: every method's output, parameter checking, rendering, caching, latency."""
 import gc
 import statistics
 import subprocess
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import attribution as A
-from core import models
+from serving import attribution as A
+from engine import models
 
 NAMES = ("resnet20", "plain20", "resnet20b")
 
@@ -42,7 +42,7 @@ def test_tables():
 
 
 def test_import_is_light():
-    code = "import sys, core.attribution; print('captum' in sys.modules, 'torch' in sys.modules)"
+    code = "import sys, serving.attribution; print('captum' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

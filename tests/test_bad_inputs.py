@@ -1,5 +1,5 @@
 """Hostile and odd uploads through the public API (gradio_client -> /classify): each bad file gets a
-specific message from core.images (never Gradio's generic error), each odd-but-valid image is
+specific message from serving.images (never Gradio's generic error), each odd-but-valid image is
 classified, and the app answers the next valid request every time.
 
 `python tests/test_bad_inputs.py URL` prints every case with the message it produced.

@@ -1,8 +1,10 @@
-"""core.cache: stored views come back only while the checkpoints they were computed from are unchanged."""
+"""research.store: stored views come back only while the checkpoints they were computed from are unchanged."""
 import json
 import shutil
 
-from core import cache, checkpoints, zoo
+from research import store as cache
+from engine import checkpoints
+from serving import zoo
 
 
 def test_a_changed_checkpoint_makes_the_view_stale(tmp_path, monkeypatch):

@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core import checkpoints as ck
-from core import models
+from engine import checkpoints as ck
+from engine import models
 
 
 @pytest.fixture

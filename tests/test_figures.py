@@ -1,4 +1,4 @@
-"""core.figures: trace counts, axes, labels and JSON round-trips on real introspection data."""
+"""figures.dashboard: trace counts, axes, labels and JSON round-trips on real introspection data."""
 import json
 
 import numpy as np
@@ -6,9 +6,9 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from core import figures
-from core import introspection as I
-from core import models
+from figures import dashboard as figures
+from engine import introspection as I
+from engine import models
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,10 +1,12 @@
-"""core/imagenet.py (counts vs the paper, on the meta device), core/landscape.py (small fresh CIFAR nets,
-few images) and core/figures_arch.py."""
+"""research/arch_cost.py (counts vs the paper, on the meta device), research/landscape.py (small fresh CIFAR nets,
+few images) and figures/cost.py."""
 import numpy as np
 import pytest
 import torch
 
-from core import figures_arch, imagenet, landscape, models
+from figures import cost as figures_arch
+from research import arch_cost as imagenet, landscape
+from engine import models
 
 # the paper's multiply-adds per 224x224 image (Table 1; VGG-19 from Sec. 3.3), in G
 PAPER = {"vgg19": 19.6, "resnet18": 1.8, "resnet34": 3.6, "plain34": 3.6, "resnet50": 3.8,

@@ -1,4 +1,4 @@
-"""Packed training (core/packed.py, core/train_packed.py) equals separate training, on CPU.
+"""Packed training (engine/packed.py, engine/train_packed.py) equals separate training, on CPU.
 
 - One step, in float64: logits, losses, gradients, BN running statistics, updated weights and
   momentum buffers of every member equal K separate torch.optim.SGD steps to 1e-12, for a
@@ -10,8 +10,8 @@
   is exact.)
 - Member k's numbers do not depend on the other members' values, bit for bit (fp32).
 - Fifty steps through the trainers, float64: a packed run of resnet20 (fresh) and plain20 (resumed
-  at 20 from a core.train folder) equals separate core.train runs (weights to 1e-10, same history
-  errors), and a packed folder resumes under core.train.
+  at 20 from a engine.train folder) equals separate engine.train runs (weights to 1e-10, same history
+  errors), and a packed folder resumes under engine.train.
 - SIGKILL at 3 random moments, resume: equal to an unbroken packed run bit for bit (fp32).
 """
 import random
@@ -24,10 +24,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core import checkpoints as ck
-from core import models, packed
-from core.train import Recipe, train
-from core.train_packed import plan, train_packed
+from engine import checkpoints as ck
+from engine import models, packed
+from engine.train import Recipe, train
+from engine.train_packed import plan, train_packed
 from tests.conftest import kill_after_saves
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,7 +178,7 @@ def test_fifty_packed_steps_equal_separate_runs(cifar, tmp_path):
         assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-10, name
         assert _errors(tmp_path / "pack" / name) == _errors(tmp_path / "alone" / name)
         assert ck.load(tmp_path / "pack" / name).metrics["iterations"] == 50
-    # a packed folder resumes under core.train: 30 packed steps, then 20 alone
+    # a packed folder resumes under engine.train: 30 packed steps, then 20 alone
     train_packed([("resnet20", 0), ("plain20", 0)], recipe, train_set, evals, tmp_path / "mixed", max_steps=30, **kw)
     train("resnet20", recipe, train_set, evals, tmp_path / "mixed", seed=0, resume=True, **kw)
     a, b = _weights(tmp_path / "mixed" / "resnet20"), _weights(tmp_path / "alone" / "resnet20")
@@ -196,8 +196,8 @@ def test_kill_and_resume_packed_run_is_bit_identical(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import sys, numpy as np
         sys.path.insert(0, {str(ROOT)!r})
-        from core.train import Recipe, train
-        from core.train_packed import train_packed
+        from engine.train import Recipe, train
+        from engine.train_packed import train_packed
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8); y = rng.integers(0, 10, 256)
         data, evals, r = (x, y), {{"test": (x[:16], y[:16])}}, Recipe(iters=200, batch_size=8, eval_every=2)
@@ -226,7 +226,7 @@ def test_kill_and_resume_packed_run_is_bit_identical(tmp_path):
 
 def test_cli_pack_with_seeds(cifar_dir, tmp_path):
     out = tmp_path / "ck"
-    cmd = [sys.executable, "-m", "core.train", "--model", "resnet20", "plain20", "--seeds", "0", "1",
+    cmd = [sys.executable, "-m", "engine.train", "--model", "resnet20", "plain20", "--seeds", "0", "1",
            "--pack", "--pack-size", "2", "--iters", "2", "--eval-every", "2", "--batch-size", "8", "--device",
            "cpu", "--no-train-eval", "--out", str(out), "--data-dir", str(cifar_dir)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -1,5 +1,5 @@
-"""Lesion study (core/lesion.py), shattered gradients (core/shattered.py) and their figures
-(core/figures_probes.py), on small fresh models with BN calibrated (shattered.at_init)."""
+"""Lesion study (research/lesion.py), shattered gradients (research/shattered.py) and their figures
+(figures/probes.py), on small fresh models with BN calibrated (shattered.at_init)."""
 import copy
 import json
 
@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from core import data, lesion, models, shattered, zoo
-from core.figures_probes import lesion_figure, random_lesion_figure, shattered_figure
+from engine import data, models
+from research import lesion, shattered
+from serving import zoo
+from figures.probes import lesion_figure, random_lesion_figure, shattered_figure
 
 NAMES = ("resnet20", "plain20", "resnet20b")
 

@@ -7,7 +7,8 @@ import csv
 
 import pytest
 
-from core import cache, zoo
+from research import store as cache
+from serving import zoo
 
 ENDPOINTS = ["/results", "/curves", "/layer_responses", "/lesion", "/landscape", "/shattered", "/vgg_vs_resnet"]
 
@@ -35,7 +36,7 @@ def test_curves(client):
 @pytest.mark.parametrize("view, args", [("/layer_responses", (False,)), ("/lesion", ()), ("/shattered", ("init", 110)),
                                         ("/vgg_vs_resnet", (64,)), ("/landscape", ("surface",))])
 def test_precomputed_views_render_from_shipped_assets(client, view, args):
-    assert cache.load(view.strip("/")) is not None, "stale or missing: run python -m core.precompute"
+    assert cache.load(view.strip("/")) is not None, "stale or missing: run python -m research.precompute"
     out = client.predict(*args, api_name=view)
     assert all(o for o in out)
 

@@ -4,8 +4,8 @@ and their test error, re-measured here on the CPU, matches the GPU's metrics.jso
 are never offered as models."""
 import pytest
 
-from core import checkpoints, models
-from core.evaluate import PAPER_TABLE6, error_rate
+from engine import checkpoints, models
+from engine.evaluate import PAPER_TABLE6, error_rate
 
 SHIPPED = checkpoints.list_folders()
 

@@ -1,4 +1,4 @@
-"""core/study.py and core/figures_study.py on a temporary checkpoint root of tiny fresh models."""
+"""research/study.py and figures/study.py on a temporary checkpoint root of tiny fresh models."""
 import json
 import math
 
@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from core import checkpoints, figures_study, models, study
+from engine import checkpoints, models
+from figures import study as figures_study
+from research import study
 from tests.conftest import ready
 
 # (train_err, test_err): plain32 worse at both -> degradation; resnet32 (mean over 3 seeds: train

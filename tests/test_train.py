@@ -9,8 +9,8 @@ import textwrap
 import pytest
 import torch
 
-from core import checkpoints as ck
-from core.train import Recipe, lr_at, train
+from engine import checkpoints as ck
+from engine.train import Recipe, lr_at, train
 from tests.conftest import kill_after_saves
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,7 +91,7 @@ def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import sys, numpy as np
         sys.path.insert(0, {ROOT!r})
-        from core.train import Recipe, train
+        from engine.train import Recipe, train
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8); y = rng.integers(0, 10, 256)
         train("resnet20", Recipe(iters=400, batch_size=8, eval_every=2), (x, y), {{"test": (x[:16], y[:16])}},
@@ -119,9 +119,9 @@ def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
 
 
 def test_cli_jobs_then_evaluate_cli(cifar_dir, tmp_path):
-    """Two models in two processes, then `python -m core.evaluate` prints the table."""
+    """Two models in two processes, then `python -m engine.evaluate` prints the table."""
     out = tmp_path / "ck"
-    cmd = [sys.executable, "-m", "core.train", "--model", "resnet20", "plain20", "--jobs", "2", "--iters", "3",
+    cmd = [sys.executable, "-m", "engine.train", "--model", "resnet20", "plain20", "--jobs", "2", "--iters", "3",
            "--batch-size", "8", "--device", "cpu", "--no-train-eval", "--out", str(out),
            "--data-dir", str(cifar_dir)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -130,7 +130,7 @@ def test_cli_jobs_then_evaluate_cli(cifar_dir, tmp_path):
         assert f"{name}: done" in r.stdout
         assert f"{name}: 3 iterations" in (out / f"{name}.log").read_text()
         assert ck.load(out / name).metrics["iterations"] == 3
-    r = subprocess.run([sys.executable, "-m", "core.evaluate", "--checkpoints", str(out), "--data-dir",
+    r = subprocess.run([sys.executable, "-m", "engine.evaluate", "--checkpoints", str(out), "--data-dir",
                         str(cifar_dir)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "| plain20 | 20 | 269,722 |" in r.stdout and "| resnet20 | 20 | 269,722 |" in r.stdout
@@ -138,14 +138,14 @@ def test_cli_jobs_then_evaluate_cli(cifar_dir, tmp_path):
 
 
 def test_cli_reports_missing_data(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "core.train", "--model", "resnet20", "--data-dir", str(tmp_path),
+    r = subprocess.run([sys.executable, "-m", "engine.train", "--model", "resnet20", "--data-dir", str(tmp_path),
                         "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and "python -m core.data download" in r.stderr
+    assert r.returncode != 0 and "python -m engine.data download" in r.stderr
 
 
 def test_progress_without_tqdm(monkeypatch, capsys):
     """The GPU machines have no tqdm: the fallback still iterates and prints a final line."""
-    from core import progress
+    from engine import progress
 
     monkeypatch.setattr(progress, "_tqdm", None)
     bar = progress.progress_bar(range(3), total=3, desc="eval")

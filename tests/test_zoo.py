@@ -1,10 +1,11 @@
-"""core.zoo: trained, missing, broken and untrained models; one broken folder never takes down the rest."""
+"""serving.zoo: trained, missing, broken and untrained models; one broken folder never takes down the rest."""
 import shutil
 
 import numpy as np
 import pytest
 
-from core import checkpoints, zoo
+from engine import checkpoints
+from serving import zoo
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Precomputed research data in assets/research/VIEW.json, stamped with the checkpoints it came from.
 
 Expensive analyses (layer responses over the test set, lesions, landscapes...) are computed once by
-`python -m core.precompute` and stored small. Each file records the sha256 of the weights of every
+`python -m research.precompute` and stored small. Each file records the sha256 of the weights of every
 checkpoint it used and the list of shipped checkpoints; `load` returns the data only while both are
 unchanged, so a new, retrained, removed or damaged checkpoint makes the stored result stale instead
 of silently wrong (the tabs then say so, or compute live where they can).
@@ -13,13 +13,13 @@ import os
 import time
 from pathlib import Path
 
-from core import checkpoints
+from engine import checkpoints
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "research"
 
 
 def _root():
-    from core import zoo  # the folder the app serves ($RESNET_LAB_CHECKPOINTS or checkpoints/)
+    from serving import zoo  # the folder the app serves ($RESNET_LAB_CHECKPOINTS or checkpoints/)
 
     return zoo.ROOT
 
@@ -72,6 +72,6 @@ def info(view: str) -> str:
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
-        return f"{view}: not precomputed (run `python -m core.precompute`)"
-    state = "current" if _current(doc) else "STALE (checkpoints changed: run python -m core.precompute)"
+        return f"{view}: not precomputed (run `python -m research.precompute`)"
+    state = "current" if _current(doc) else "STALE (checkpoints changed: run python -m research.precompute)"
     return f"{view}: computed {doc['created']} from {', '.join(doc['stamp']) or 'fresh weights'} ({state})"

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from core import checkpoints, models
-from core.data import CLASSES, NORMALIZATION, normalize
+from engine import checkpoints, models
+from engine.data import CLASSES, NORMALIZATION, normalize
 
 SAMPLE = Path(__file__).resolve().parent.parent / "assets" / "cifar_test_sample.npz"
 # where the checkpoint folders are: $RESNET_LAB_CHECKPOINTS, else checkpoints/ (an empty folder = untrained mode)
@@ -199,7 +199,7 @@ def test_sample() -> tuple[np.ndarray, np.ndarray]:
 
 def make_test_sample(per_class: int = 8, data_dir=None) -> Path:
     """Write assets/cifar_test_sample.npz: the first `per_class` test images of every class."""
-    from core.data import load_split
+    from engine.data import load_split
 
     x, y = load_split("test", data_dir)
     idx = np.sort(np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(len(CLASSES))]))

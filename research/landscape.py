@@ -114,7 +114,8 @@ def surface(model, images_norm, labels, alphas, betas, seeds=(0, 1), device="cpu
 
 def default_names(root=None) -> list[str]:
     """[plainD, resnetD] for the deepest D at which both are shipped under root; [] if none."""
-    from core import checkpoints, zoo
+    from engine import checkpoints
+    from serving import zoo
 
     shipped = {f.name for f in checkpoints.list_folders(root or zoo.ROOT)}
     depths = [int(n[5:]) for n in shipped if n.startswith("plain") and n[5:].isdigit() and f"resnet{n[5:]}" in shipped]
@@ -129,8 +130,9 @@ def precompute(root=None, data_dir=None, names=None, n_images: int = 500, steps:
     normalisation, in eval mode (BN running statistics fixed; see the module docstring).
     device None: "cuda" if available, else "cpu". The CPU defaults (500 images, 11 x 11) are sized to
     the dev machine (see the module docstring); on a GPU use n_images=1000, steps=21 or more."""
-    from core import checkpoints, zoo
-    from core.data import load_split, normalize
+    from engine import checkpoints
+    from serving import zoo
+    from engine.data import load_split, normalize
 
     root = root or zoo.ROOT
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -150,7 +152,7 @@ def precompute(root=None, data_dir=None, names=None, n_images: int = 500, steps:
 
 
 if __name__ == "__main__":
-    from core import zoo
+    from serving import zoo
 
     zoo.set_threads()
     x, y = zoo.test_sample()

@@ -1,6 +1,6 @@
 """Plotly figures for the dashboard: pure functions, plain data in, plotly.graph_objects.Figure out.
 
-Inputs are what core/introspection.py returns (lists of row dicts, dicts of numpy arrays, gradient
+Inputs are what engine/introspection.py returns (lists of row dicts, dicts of numpy arrays, gradient
 flow dicts); nothing here imports torch. Every figure uses the "plotly_white" template, is about
 900 px wide and serialises with fig.to_json().
 

@@ -1,5 +1,5 @@
 """Plotly figures for the ImageNet architecture comparison and the loss landscapes: pure functions,
-plain data in (what core/imagenet.py and core/landscape.py return), go.Figure out; no torch.
+plain data in (what research/arch_cost.py and research/landscape.py return), go.Figure out; no torch.
 
     imagenet_figure           params vs multiply-adds per 224x224 image, VGG / plain / ResNet (log axes)
     stack_figure              weights of k stacked 3x3 layers vs one (2k+1)x(2k+1) layer, as k grows
@@ -13,7 +13,7 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.figures import FONT, TEMPLATE, WIDTH, model_colours
+from figures.dashboard import FONT, TEMPLATE, WIDTH, model_colours
 
 FAMILY_STYLE = {"vgg": ("#7f7f7f", "square", "VGG"), "plain": ("#d62728", "circle", "plain"),
                 "resnet": ("#1f77b4", "diamond", "ResNet")}

@@ -3,7 +3,7 @@
 decode() reads bytes or a path and returns an 8-bit RGB PIL image, EXIF-oriented (all 8 values),
 with any alpha composited onto BACKGROUND (white). to_cifar() centre-crops the shorter side to a
 square and downscales it with Lanczos (antialiased) to 32x32. load() does both and also returns
-the uint8 3x32x32 (CHW) array the models take (normalisation is core.data's job).
+the uint8 3x32x32 (CHW) array the models take (normalisation is engine.data's job).
 
 Limits, each refused with ImageError (one sentence saying what is wrong and what to do):
   * file size: 1 byte to MAX_BYTES = 20 MiB (a path is measured with stat() before it is read);

@@ -1,6 +1,6 @@
 """Error rates of checkpoint folders on CIFAR-10, next to the paper's Table 6.
 
-    python -m core.evaluate [--checkpoints DIR] [--models NAME ...] [--train-error] [--data-dir DIR]
+    python -m engine.evaluate [--checkpoints DIR] [--models NAME ...] [--train-error] [--data-dir DIR]
 
 Evaluates each folder (default checkpoints/) on the 10,000 test images (single view, no
 augmentation, normalised as its config.json says) and, with --train-error, on the 50,000 training
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from core import checkpoints, models
-from core.data import eval_batches, load_split
-from core.progress import progress_bar
+from engine import checkpoints, models
+from engine.data import eval_batches, load_split
+from engine.progress import progress_bar
 
 PAPER_TABLE6 = {  # test error %, He et al. 2016, Table 6 (option A); 110: best of 5 runs
     "resnet20": 8.75, "resnet32": 7.51, "resnet44": 7.17, "resnet56": 6.97,
@@ -98,7 +98,7 @@ def to_markdown(df, digits: int = 2) -> str:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m core.evaluate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m engine.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoints", default=str(checkpoints.DEFAULT_ROOT), help="folder of checkpoint folders")
     ap.add_argument("--models", nargs="+", help="only these (default: every folder found)")
     ap.add_argument("--train-error", action="store_true", help="also evaluate on the 50,000 training images")
@@ -106,7 +106,7 @@ def main(argv=None):
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", help="folder for results.csv/.md (default assets/ for checkpoints/, else DIR)")
     args = ap.parse_args(argv)
-    from core.data import DataMissingError
+    from engine.data import DataMissingError
 
     root = Path(args.checkpoints)
     folders = checkpoints.list_folders(root)

@@ -5,7 +5,7 @@ builds the Captum object for (model, method) once, caches it (a WeakKeyDictionar
 model; the object holds it only through a weak reference, so a dropped model is freed), runs it on a
 1x3x32x32 normalised input. It returns an H x W x 3 float32 map and the seconds it took.
 `render` turns a map and the 32x32 image the net saw into a size x size RGB picture (numpy + PIL).
-Only this module imports Captum, and lazily: `import core.attribution` loads numpy, not torch
+Only this module imports Captum, and lazily: `import serving.attribution` loads numpy, not torch
 or Captum (~50 ms; captum.attr alone takes ~1 s and is imported on the first attribution).
 
 Server-side bounds (LIMITS) and defaults (check_params), held by tests/test_attribution_api.py:

@@ -1,7 +1,7 @@
 """Train the paper's CIFAR-10 nets with the paper's recipe; resumable, logged, with provenance.
 
-    python -m core.train --model resnet20 [plain20 ...] [--iters N] [--device cuda] [--out checkpoints/]
-    python -m core.train --model resnet110 plain110 --seeds 0 1 2 --pack   # 6 runs in one packed step
+    python -m engine.train --model resnet20 [plain20 ...] [--iters N] [--device cuda] [--out checkpoints/]
+    python -m engine.train --model resnet110 plain110 --seeds 0 1 2 --pack   # 6 runs in one packed step
 
 Recipe "paper" (He et al. 2016, Sec. 4.2): SGD, momentum 0.9, weight decay 1e-4, batch 128, lr 0.1
 divided by 10 at 32k and 48k iterations, stop at 64k; nets of 110+ layers warm up at lr 0.01 until
@@ -15,7 +15,7 @@ autotuned kernels are not bitwise deterministic, resumed or not).
 On CUDA: bf16 autocast, channels_last, optional torch.compile ("reduce-overhead" replays each step as
 CUDA graphs); evaluation stays fp32 with TF32 off, so CPU re-evaluation agrees. Needs only torch, numpy, safetensors
 (tqdm if present). Several models: one after another, --jobs K processes side by side, or --pack:
-runs of one depth in one packed step (core/train_packed.py). --seeds S ...: each model once per seed.
+runs of one depth in one packed step (engine/train_packed.py). --seeds S ...: each model once per seed.
 Measured: resnet20 trains at about 560 img/s on this project's 2-core CPU, and at 28,700 img/s on an
 H200 with --compile reduce-overhead while two other runs shared the GPU (README, bench/results/).
 """
@@ -34,10 +34,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from core import checkpoints, models, packed
-from core.data import DataMissingError, TensorLoader, load_split
-from core.progress import progress_bar
-from core.runs import Run, folder_for, optim_state, optim_tensors
+from engine import checkpoints, models, packed
+from engine.data import DataMissingError, TensorLoader, load_split
+from engine.progress import progress_bar
+from engine.runs import Run, folder_for, optim_state, optim_tensors
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def _with_acc(state: tuple[dict, list], acc: torch.Tensor) -> tuple[dict, list]:
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", nargs="+", required=True, metavar="NAME", choices=models.list_models(),
                     help="one or more of: " + " ".join(models.list_models()))
     ap.add_argument("--recipe", default="paper", choices=list(RECIPES))
@@ -257,7 +257,7 @@ def run_jobs(args, argv):
         while pending and len(running) < args.jobs:
             name = pending.pop(0)
             log = open(Path(args.out) / f"{name}.log", "w")
-            cmd = [sys.executable, "-m", "core.train", "--model", name, *rest]
+            cmd = [sys.executable, "-m", "engine.train", "--model", name, *rest]
             env = dict(os.environ)
             if args.device == "cpu":  # share the cores instead of oversubscribing them
                 env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
@@ -290,7 +290,7 @@ def main(argv=None):
             eval_sets["val"] = load_split("val5k", args.data_dir)
     except DataMissingError as e:
         sys.exit(str(e))
-    from core.train_packed import plan, train_packed  # it builds on this module
+    from engine.train_packed import plan, train_packed  # it builds on this module
 
     runs = [(name, seed) for name in args.model for seed in (args.seeds or [args.seed])]
     folder = lambda name, seed: folder_for(args.out, name, seed) if args.seeds else Path(args.out) / name  # noqa: E731

@@ -1,4 +1,4 @@
-"""Plotly figures for the paper study (core/study.py): pure functions, plain data in, go.Figure out.
+"""Plotly figures for the paper study (research/study.py): pure functions, plain data in, go.Figure out.
 
     curves_figure           Fig. 6: training curves, two panels (plain | residual), train error
                             dashed and test error solid, one colour per depth in both panels,

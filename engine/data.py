@@ -3,7 +3,7 @@
 Data: `cifar-10-batches-bin/` (data_batch_1..5.bin, test_batch.bin; 10,000 records of 3,073 bytes:
 a label byte, then 1024 R, 1024 G, 1024 B bytes). Looked for in --data-dir, else $CIFAR10_DIR,
 else data/ at the project root. Each file's size (30,730,000 bytes) is checked on load; MD5s on
-request. `python -m core.data download [DIR]` fetches the official tarball (MD5-checked).
+request. `python -m engine.data download [DIR]` fetches the official tarball (MD5-checked).
 
 Checks held by tests/test_data.py: exactly 5,000 training and 1,000 test images per class; training
 channel means [125.307, 122.950, 113.865] and stds [62.993, 62.089, 66.705] on the 0-255 scale.
@@ -61,7 +61,7 @@ class DataMissingError(FileNotFoundError):
 def how_to_get(where: Path) -> str:
     return (
         f"CIFAR-10 (binary version) was not found in {where}. Get it with one of:\n"
-        f"  python -m core.data download {where.parent}"
+        f"  python -m engine.data download {where.parent}"
         "      # online: fetches the official tarball, MD5-checked\n"
         "  python3 ../shared/cifar10/unpack.py data        # offline, from this project's shared folder\n"
         "or point --data-dir / $CIFAR10_DIR at a folder that holds cifar-10-batches-bin/."
@@ -212,7 +212,7 @@ def download(dest: str | os.PathLike) -> Path:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m core.data", description="CIFAR-10 data tools")
+    ap = argparse.ArgumentParser(prog="python -m engine.data", description="CIFAR-10 data tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("download", help="fetch the official binary tarball (needs internet)")
     d.add_argument("dir", nargs="?", default=str(PROJECT_ROOT / "data"))

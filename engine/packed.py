@@ -18,20 +18,20 @@ tiny and launch-bound. A pack trains K nets of the same depth with the kernels o
   dampening, no Nesterov) with a learning rate per member, as a few multi-tensor ops.
 
 Claims held by tests/test_packed.py (CPU): in float64 a packed step equals K separate steps of
-core.models nets with torch.optim.SGD (logits, losses, gradients, BN running statistics, updated
+engine.models nets with torch.optim.SGD (logits, losses, gradients, BN running statistics, updated
 weights and momentum to 1e-12) for a plain+residual pair, for seeds of one model, for a member in
 warm-up beside one at lr 0.1 and for members at different iterations, with both implementations;
 in float32 the forward (logits, losses, BN statistics) agrees to 1e-5 (grouped kernels round
 differently, so gradients are compared in float64 only); and member k's numbers do not depend on
 the other members' values at all (bit for bit, float32), which is what makes a resumed packed run
-bit-identical to an unbroken one on CPU (core/train_packed.py keeps K fixed for that reason).
+bit-identical to an unbroken one on CPU (engine/train_packed.py keeps K fixed for that reason).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from core import models
+from engine import models
 
 IMPLS = ("grouped", "vmap")
 

@@ -1,6 +1,6 @@
 """The record of one training run: where it stands, its history, and what each save writes.
 
-Shared by the single-model trainer (core/train.py) and the packed one (core/train_packed.py), so a
+Shared by the single-model trainer (engine/train.py) and the packed one (engine/train_packed.py), so a
 run's folder is the same whichever trained it: `Run.open` resumes it (refusing a different recipe
 or data), `Run.log` appends a history row (running train loss/error since the last row, test and
 val error), `Run.save` writes the checkpoint folder with metrics and, while unfinished, the resume
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from core import checkpoints
-from core.data import NORMALIZATION
-from core.evaluate import error_rate
+from engine import checkpoints
+from engine.data import NORMALIZATION
+from engine.evaluate import error_rate
 
 
 def data_id(train_set, eval_sets) -> dict:
@@ -35,7 +35,7 @@ def folder_for(out_dir, name: str, seed: int = 0) -> Path:
 class Run:
     name: str
     folder: Path
-    recipe: object  # core.train.Recipe
+    recipe: object  # engine.train.Recipe
     seed: int
     base: dict  # the metrics every save repeats: recipe, seed, data, precision, provenance, ...
     warming: bool

@@ -13,7 +13,7 @@ there are no more than `draws` distinct k-subsets, all of them are used once (ex
 the population std (ddof=0) over the subsets.
 
 Measured here (2-core CPU shared with other jobs, load 3-7; first 2000 CIFAR-10 test images;
-shipped checkpoints; `python -m core.lesion`):
+shipped checkpoints; `python -m research.lesion`):
     resnet20: baseline 7.60 %, single deletions 13.25 - 77.30 %   (296 s incl. random lesions)
     plain20:  baseline 10.00 %, single deletions 79.20 - 94.95 %  (494 s incl. random lesions)
 i.e. plain20 falls to near chance (90 %) whichever block goes; resnet20 degrades far less (which
@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core import models
-from core.evaluate import error_rate
+from engine import models
+from engine.evaluate import error_rate
 
 DEFINITION = """**Deleting block b** (Veit et al. 2016), applied to a copy of the net at test time, no retraining:
 
@@ -134,7 +134,8 @@ def random_lesions(model, images_u8, labels, norm, ks=None, draws: int = 10, see
 
 
 def _images(data_dir, n_images: int):
-    from core import data, zoo
+    from engine import data
+    from serving import zoo
 
     try:
         x, y = data.load_split("test", data_dir)
@@ -148,9 +149,10 @@ def _images(data_dir, n_images: int):
 def precompute(root=None, data_dir=None, n_images: int = 2000, seed: int = 0, draws: int = 10,
                ks=None, log=print) -> dict:
     """{name: {"residual", "baseline", "single", "random", "images", "seconds"}} for each checkpoint
-    folder under root (None: core.zoo.ROOT). Images: the first n_images of the test set.
+    folder under root (None: serving.zoo.ROOT). Images: the first n_images of the test set.
     ks None: 1..min(10, blocks) per model (see random_lesions)."""
-    from core import checkpoints, zoo
+    from engine import checkpoints
+    from serving import zoo
 
     root = Path(zoo.ROOT if root is None else root)
     x, y, which = _images(data_dir, n_images)
@@ -172,7 +174,7 @@ def precompute(root=None, data_dir=None, n_images: int = 2000, seed: int = 0, dr
 
 
 if __name__ == "__main__":
-    from core import zoo
+    from serving import zoo
 
     zoo.set_threads()
     precompute()

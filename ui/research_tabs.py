@@ -3,7 +3,7 @@
 Results (Table 6), Training curves (Fig. 6), Layer responses (Fig. 7), Lesions (Veit et al. 2016),
 Loss landscape (Li et al. 2018), Shattered gradients (Balduzzi et al. 2017), VGG vs ResNet (Sec. 3.3).
 Each is a public endpoint: results, curves, layer_responses, lesion, landscape, shattered,
-vgg_vs_resnet. Heavy views read assets/research/ (core.precompute, stamped by checkpoint sha256);
+vgg_vs_resnet. Heavy views read assets/research/ (research.precompute, stamped by checkpoint sha256);
 the rest compute live on the shipped test sample. Every view says which models it is missing.
 """
 import tempfile
@@ -11,9 +11,10 @@ import tempfile
 import gradio as gr
 import torch
 
-from core import (cache, figures_arch, figures_probes, figures_study, imagenet, landscape, lesion, shattered,
-                  study, zoo)
-from core.data import normalize
+from research import store as cache, arch_cost as imagenet, landscape, lesion, shattered, study
+from figures import cost as figures_arch, probes as figures_probes, study as figures_study
+from serving import zoo
+from engine.data import normalize
 
 DEPTHS = [20, 32, 44, 56, 110]
 LINE_IMAGES = 32  # test-sample images for the live 1-D landscape (13 points: ~0.4 s per 20-layer net)

@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load as st_load, save as st_save
 
-from core import models
-from core.data import CLASSES, NORMALIZATION
+from engine import models
+from engine.data import CLASSES, NORMALIZATION
 
 WEIGHTS, CONFIG, METRICS, HISTORY = "model.safetensors", "config.json", "metrics.json", "history.csv"
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
@@ -288,7 +288,7 @@ def verify(root=DEFAULT_ROOT) -> list[tuple[Path, str | None]]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m core.checkpoints", description="checkpoint tools")
+    ap = argparse.ArgumentParser(prog="python -m engine.checkpoints", description="checkpoint tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("verify", help="load every checkpoint folder and check its sha256")
     v.add_argument("root", nargs="?", default=str(DEFAULT_ROOT))

@@ -1,6 +1,6 @@
-"""Compute the research views once and store them, stamped, in assets/research/ (see core/cache.py).
+"""Compute the research views once and store them, stamped, in assets/research/ (see research/store.py).
 
-    python -m core.precompute [--views layer_responses lesion landscape vgg_vs_resnet shattered] [--data-dir DIR]
+    python -m research.precompute [--views layer_responses lesion landscape vgg_vs_resnet shattered] [--data-dir DIR]
 
 Needs CIFAR-10 (data/, $CIFAR10_DIR or --data-dir) and the shipped checkpoints; the app itself then
 needs neither the data set nor minutes of CPU: it reads these files, and shows a view as stale when
@@ -12,31 +12,32 @@ from __future__ import annotations
 import argparse
 import time
 
-from core import cache
+from research import store as cache
 
 
 def _layer_responses(a):
-    from core import study
+    from research import study
     return study.precompute_layer_responses(data_dir=a.data_dir)
 
 
 def _lesion(a):
-    from core import lesion
+    from research import lesion
     return lesion.precompute(data_dir=a.data_dir)
 
 
 def _landscape(a):
-    from core import landscape
+    from research import landscape
     return landscape.precompute(data_dir=a.data_dir)
 
 
 def _vgg_vs_resnet(a):
-    from core import imagenet
+    from research import arch_cost as imagenet
     return imagenet.precompute()
 
 
 def _shattered(a):
-    from core import shattered, zoo
+    from research import shattered
+    from serving import zoo
     data = shattered.precompute()
     used = {k.split(" ")[0] for v in data.values() for k in v["lines"] if k.endswith("(trained)")}
     return data, sorted(used & set(zoo.shipped()))
@@ -47,11 +48,12 @@ VIEWS = {"layer_responses": _layer_responses, "lesion": _lesion, "landscape": _l
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m core.precompute", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m research.precompute", description=__doc__.split("\n\n")[0])
     ap.add_argument("--views", nargs="+", choices=list(VIEWS), default=list(VIEWS))
     ap.add_argument("--data-dir", help="folder holding cifar-10-batches-bin/ (default $CIFAR10_DIR, data/)")
     a = ap.parse_args(argv)
-    from core import models, zoo
+    from engine import models
+    from serving import zoo
 
     zoo.set_threads()
     for view in a.views:

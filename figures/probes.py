@@ -1,6 +1,6 @@
 """Plotly figures for the lesion and shattered-gradient probes: pure functions, plain data in,
 plotly.graph_objects.Figure out; nothing here imports torch. Plain nets in warm colours, residual
-nets in cool ones (core.figures.model_colours); "plotly_white", serialisable with fig.to_json().
+nets in cool ones (figures.dashboard.model_colours); "plotly_white", serialisable with fig.to_json().
 
     lesion_figure(data)          test error after deleting each single block (x: block, forward
                                  order), one line+markers per model, its intact error as a dashed
@@ -9,8 +9,8 @@ nets in cool ones (core.figures.model_colours); "plotly_white", serialisable wit
                                  (k = 0 is the intact net)
     shattered_figure(lines)      top: g(t) / std(g) per model; bottom: autocorrelation vs lag
 
-`data` is what core.lesion.precompute returns ({name: {"baseline", "single", "random", ...}}, JSON
-round-trips fine: pairs may be lists); `lines` is {name: core.shattered.gradient_line(...)}, each
+`data` is what research.lesion.precompute returns ({name: {"baseline", "single", "random", ...}}, JSON
+round-trips fine: pairs may be lists); `lines` is {name: research.shattered.gradient_line(...)}, each
 optionally with an "acf" list (else it is computed here with numpy, the same formula).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.figures import FONT, TEMPLATE, model_colours
+from figures.dashboard import FONT, TEMPLATE, model_colours
 
 WIDTH = 900
 

@@ -14,7 +14,7 @@ looks like white noise (autocorrelation ~0 from lag 1 on), residual nets' g stay
 at_init(name, seed) builds fresh He-initialised weights with BN running statistics calibrated on
 one random N(0,1) batch of 64, so eval-mode forward at init is sane (also deep plain nets).
 
-Measured here (2-core CPU shared with other jobs; a, b = images 0 and 1 of core.zoo.test_sample();
+Measured here (2-core CPU shared with other jobs; a, b = images 0 and 1 of serving.zoo.test_sample();
 256 points; c = predicted class at a):
     model                lag-1    lag-5
     plain20 (trained)    0.985    0.897
@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core import models
+from engine import models
 
 DEFAULT_POINTS = 128
 
@@ -112,7 +112,8 @@ def at_init(name: str, seed: int = 0) -> models.CifarResNet:
 def pair(depth: int, weights: str, points: int = DEFAULT_POINTS) -> tuple[dict, list[str]]:
     """The dashboard's view: lines (with autocorrelation) of plain{depth} and resnet{depth} between
     test-sample images 0 and 1, trained (shipped checkpoints) or at init; plus notes on what is missing."""
-    from core import data, zoo
+    from engine import data
+    from serving import zoo
 
     x, _ = zoo.test_sample()
     lines, notes = {}, []
@@ -137,10 +138,11 @@ def precompute(depths=(20, 32, 44, 56, 110)) -> dict:
     return {f"{w}{d}": dict(zip(("lines", "notes"), pair(d, w))) for d in depths for w in ("init", "trained")}
 
 
-def measure(points: int = 256):  # the numbers in the docstring: python -m core.shattered
+def measure(points: int = 256):  # the numbers in the docstring: python -m research.shattered
     import time
 
-    from core import checkpoints, data, zoo
+    from engine import checkpoints, data
+    from serving import zoo
 
     zoo.set_threads()
     x, _ = zoo.test_sample()

@@ -1,7 +1,7 @@
 """Look inside the CIFAR-10 nets: per-unit architecture, feature maps and gradient flow.
 
-Plain data in (a model from core.models, tensors), plain data out (lists of dicts, dicts of numpy
-arrays, floats); no plotting here (see core/figures.py).
+Plain data in (a model from engine.models, tensors), plain data out (lists of dicts, dicts of numpy
+arrays, floats); no plotting here (see figures/dashboard.py).
 
 architecture(model) has one row per unit in forward order: the stem (conv1-bn1-relu), every block
 ("layer1.0", ...), the head ("linear": average pool + linear). Shapes: 16x32x32 (stem, layer1),
@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from core.models import STAGES
+from engine.models import STAGES
 
 FEATURE_STAGES = ("stem",) + STAGES
 

@@ -1,12 +1,12 @@
-"""Train K nets of one depth in one packed step (core/packed.py), each exactly as core.train would.
+"""Train K nets of one depth in one packed step (engine/packed.py), each exactly as engine.train would.
 
-    python -m core.train --model resnet110 plain110 --seeds 0 1 2 --pack [--pack-impl grouped|vmap]
+    python -m engine.train --model resnet110 plain110 --seeds 0 1 2 --pack [--pack-impl grouped|vmap]
 
 Each member keeps the paper recipe on its own: its seed's initialisation, batch order and
 augmentation (its own TensorLoader), its own momentum buffers and weight decay, its own lr
 schedule and 110-layer warm-up (decided on its own running error), its own BN statistics, and its
-own folder (core.runs.folder_for), saved every eval_every of ITS iterations in the ordinary format,
-so core.train --resume, the evaluator and the app read it as any other. Members may start at
+own folder (engine.runs.folder_for), saved every eval_every of ITS iterations in the ordinary format,
+so engine.train --resume, the evaluator and the app read it as any other. Members may start at
 different iterations (each resumed from its folder). metrics.json records "packed": one entry per
 stretch of iterations, with the implementation, K and the other members.
 
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from core import checkpoints, models, packed
-from core.data import TensorLoader
-from core.progress import progress_bar
-from core.runs import Run, folder_for, optim_tensors
-from core.train import compile_step, lr_at, run_meta
+from engine import checkpoints, models, packed
+from engine.data import TensorLoader
+from engine.progress import progress_bar
+from engine.runs import Run, folder_for, optim_tensors
+from engine.train import compile_step, lr_at, run_meta
 
 
 @dataclass
@@ -50,9 +50,9 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
                  dtype: torch.dtype = torch.float32, folders: list | None = None) -> list[dict]:
     """Train (name, seed) members as one pack; returns each member's metrics as last written.
 
-    folders: one per member (default core.runs.folder_for(out_dir, name, seed)).
+    folders: one per member (default engine.runs.folder_for(out_dir, name, seed)).
     max_steps: stop after this many packed steps (as a kill right after the last saves would; for tests).
-    Other arguments as core.train.train.
+    Other arguments as engine.train.train.
     """
     device = torch.device(device)
     fast_cuda = device.type == "cuda" and fast
@@ -170,7 +170,7 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
 
 def plan(members: list[tuple[str, int]], impl: str = "grouped", max_k: int | None = None) -> list[list]:
     """Members grouped into packs, in the given order: same pack_key (and, for vmap, same kind),
-    at most max_k per pack. A group of one is trained alone (core.train.train) by the CLI."""
+    at most max_k per pack. A group of one is trained alone (engine.train.train) by the CLI."""
     groups: dict = {}
     for name, seed in members:
         spec = models.get_spec(name)
@@ -180,7 +180,7 @@ def plan(members: list[tuple[str, int]], impl: str = "grouped", max_k: int | Non
 
 
 def _member_state(opt: packed.PackedSGD, j: int, net, acc_j, recipe) -> tuple[dict, list]:
-    """Member j's resume state in torch.optim.SGD's layout, as core.train saves it."""
+    """Member j's resume state in torch.optim.SGD's layout, as engine.train saves it."""
     sgd = torch.optim.SGD(net.parameters(), lr=opt.lrs[j], momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay, fused=net.linear.weight.is_cuda or None)
     tensors, groups = optim_tensors(sgd.state_dict())

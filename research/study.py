@@ -1,6 +1,6 @@
 """The paper's CIFAR-10 study over the shipped checkpoints: Table 6, Fig. 6 and Fig. 7 as plain data.
 
-    python -m core.study [--checkpoints DIR] [--data-dir DIR] [--limit N]
+    python -m research.study [--checkpoints DIR] [--data-dir DIR] [--limit N]
 
 results_table(root)   one row per shipped checkpoint folder (paper Table 6): model, kind, layers,
                       params, flops (forward FLOPs per image, summed from introspection.architecture),
@@ -21,7 +21,7 @@ layer_responses(...)  Fig. 7: for every 3x3 conv in forward order ("bn1", "layer
                       numbers (held against a direct, hook-free computation by tests/test_study.py).
 
 Measured on the shipped checkpoints, full 10,000-image CIFAR-10 test set, batch 500, 2-core CPU
-shared with other jobs (`python -m core.study`): mean layer-response std over the 19 layers
+shared with other jobs (`python -m research.study`): mean layer-response std over the 19 layers
     plain20  0.7927        resnet20  0.6871
 i.e. residual responses are smaller than plain ones, the paper's observation. Both models took
 ~115-130 s of wall time together on that contended machine (~70 s CPU user time); hooks add ~80%
@@ -39,8 +39,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core import checkpoints, models
-from core.evaluate import PAPER_TABLE6
+from engine import checkpoints, models
+from engine.evaluate import PAPER_TABLE6
 
 COLUMNS = ["model", "kind", "layers", "params", "flops", "train_err", "test_err", "train_err_std",
            "test_err_std", "seeds", "paper_err", "diagnosis"]
@@ -49,7 +49,7 @@ NONE = "—"
 
 def _root(root):
     if root is None:
-        from core import zoo
+        from serving import zoo
         return zoo.ROOT
     return Path(root)
 
@@ -61,7 +61,7 @@ def _kind(spec: models.ModelSpec) -> str:
 @functools.lru_cache(maxsize=32)
 def _size(name: str) -> tuple[int, int]:
     """(params, forward FLOPs per image) of an architecture; they do not depend on the weights."""
-    from core.introspection import architecture
+    from engine.introspection import architecture
     model = models.build(name)
     return models.count_params(model), sum(r["flops"] for r in architecture(model))
 
@@ -218,7 +218,7 @@ def layer_responses(model, images_normalised: torch.Tensor, batch_size: int = 50
 def precompute_layer_responses(root=None, data_dir=None, limit: int | None = None) -> dict:
     """{name: {"layers": [...], "std": [...]}} for every shipped model over the CIFAR-10 test set
     (the first `limit` images if given), each normalised with its checkpoint's own normalisation."""
-    from core.data import load_split, normalize
+    from engine.data import load_split, normalize
 
     folders = checkpoints.list_folders(_root(root))
     if not folders:
@@ -237,12 +237,12 @@ def precompute_layer_responses(root=None, data_dir=None, limit: int | None = Non
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m core.study", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m research.study", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoints", default=None)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--limit", type=int, default=None)
     args = ap.parse_args(argv)
-    from core import zoo
+    from serving import zoo
     zoo.set_threads()
     df = results_table(args.checkpoints)
     print(df.to_string(index=False))
