@@ -191,3 +191,23 @@ def twin(name: str) -> str | None:
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def calibrated(name: str, seed: int = 0, batch: int = 64) -> CifarResNet:
+    """A fresh build(name) in eval mode whose BN running statistics are those of one random N(0, 1)
+    batch (`batch` images), so an eval-mode forward at init normalises (a fresh resnet1202 in eval
+    mode overflows otherwise, and deep plain nets shrink to zero). The seed fixes the weights and the
+    batch; the global torch RNG is left as it was (torch.random.fork_rng)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build(name)
+        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        saved = [m.momentum for m in bns]
+        for m in bns:
+            m.momentum = None  # cumulative average: one batch sets the statistics exactly
+        model.train()
+        with torch.no_grad():
+            model(torch.randn(batch, 3, 32, 32))
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+    return model.eval()
