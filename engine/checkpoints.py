@@ -275,6 +275,35 @@ def list_folders(root=DEFAULT_ROOT) -> list[Path]:
     return sorted(found, key=lambda p: (order.get(p.name, len(order)), p.name))
 
 
+@dataclass
+class Record:
+    """What a checkpoint folder says about its run, without loading the weights."""
+    spec: models.ModelSpec
+    metrics: dict
+    seeds: list[dict]  # metrics of further seeds (seeds/*.json), if any
+    history: list[dict]
+
+    @property
+    def runs(self) -> list[dict]:
+        return [self.metrics] + self.seeds
+
+
+def records(root=DEFAULT_ROOT) -> list[Record]:
+    """One Record per readable folder under root, in registry order. A broken folder is left out:
+    loading it (load(), or the app's zoo) is what reports it."""
+    out = []
+    for folder in list_folders(root):
+        src = readable(folder)
+        try:
+            spec = models.get_spec(read_json(src / CONFIG)["model"])
+            metrics = read_json(src / METRICS)
+            seeds = [read_json(p) for p in sorted((src / "seeds").glob("*.json"))]
+        except (CheckpointError, KeyError):
+            continue
+        out.append(Record(spec, metrics, seeds, read_history(src)))
+    return out
+
+
 def verify(root=DEFAULT_ROOT) -> list[tuple[Path, str | None]]:
     """(folder, None if OK else the error) for every checkpoint folder under root."""
     out = []

@@ -199,6 +199,22 @@ def eval_batches(images, labels, batch_size: int = 1000, device="cpu", norm: dic
         yield normalize(x, norm or NORMALIZATION), torch.as_tensor(labels[i:i + batch_size]).to(device)
 
 
+@functools.lru_cache(maxsize=4)
+def load_sample(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A small shipped batch of test images (uint8 N x 3 x 32 x 32, int64 labels) from an .npz that
+    make_sample wrote (the app's is assets/cifar_test_sample.npz); read once per path."""
+    with np.load(path) as z:
+        return z["images"], z["labels"]
+
+
+def make_sample(path: Path, per_class: int = 8, data_dir=None) -> Path:
+    """Write the first `per_class` test images of every class, in test-set order, to `path` (.npz)."""
+    x, y = load_split("test", data_dir)
+    idx = np.sort(np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(len(CLASSES))]))
+    np.savez_compressed(path, images=x[idx], labels=y[idx].astype(np.int64), test_indices=idx)
+    return Path(path)
+
+
 def download(dest: str | os.PathLike) -> Path:
     """Fetch and unpack the official binary tarball into dest/cifar-10-batches-bin (MD5-checked)."""
     from torchvision.datasets.utils import download_and_extract_archive  # network only when called
@@ -218,9 +234,15 @@ def main(argv=None):
     d.add_argument("dir", nargs="?", default=str(PROJECT_ROOT / "data"))
     c = sub.add_parser("check", help="check sizes, MD5s and per-class counts of a local copy")
     c.add_argument("dir", nargs="?", default=None)
+    m = sub.add_parser("sample", help="write the app's test sample (8 test images per class)")
+    m.add_argument("--out", default=str(PROJECT_ROOT / "assets" / "cifar_test_sample.npz"))
+    m.add_argument("--data-dir", default=None)
     args = ap.parse_args(argv)
     if args.cmd == "download":
         download(args.dir)
+        return
+    if args.cmd == "sample":
+        print(make_sample(Path(args.out), data_dir=args.data_dir))
         return
     try:
         for split in ("train", "test"):

@@ -9,7 +9,6 @@ checkpoint's metrics.json recorded at training time, and the paper's Table 6 val
 printed and written as CSV and Markdown: to assets/results.{csv,md} for the shipped checkpoints/,
 else into the evaluated folder.
 
-Speed on this project's 2-core CPU: about 970 test images/s for resnet20 (about 10 s per model).
 Imports pandas lazily: the trainer uses error_rate() on GPU machines that have no pandas.
 """
 from __future__ import annotations
@@ -68,18 +67,25 @@ def evaluate_folder(folder, test=None, train=None, device="cpu") -> dict:
         row["test_err"] = error_rate(ck.model, *test, ck.normalization, device, desc=f"{ck.name} test")
     m = ck.metrics
     row.update({"recorded_train_err": m.get("train_error_pct"), "recorded_test_err": m.get("test_error_pct"),
-                "iters": m.get("iterations"), "device": m.get("device"),
-                "paper_err": PAPER_TABLE6.get(ck.name), "paper_note": PAPER_NOTES.get(ck.name, "")})
+                "iters": m.get("iterations"), "device": m.get("device")})
     return row
 
 
-def results_df(rows: list[dict]):
+COLUMNS = ["model", "layers", "params", "train_err", "test_err", "recorded_train_err",
+           "recorded_test_err", "paper_err", "paper_note", "iters", "device"]
+
+
+def results_df(rows: list[dict], columns=COLUMNS):
+    """The one Table-6 frame builder (this CLI's and research.study's): `columns` of `rows`, with
+    paper_err / paper_note from PAPER_TABLE6 by model name; integer columns stay integers where a
+    row has no value."""
     import pandas as pd
 
-    cols = ["model", "layers", "params", "train_err", "test_err", "recorded_train_err",
-            "recorded_test_err", "paper_err", "paper_note", "iters", "device"]
-    df = pd.DataFrame(rows, columns=cols)
-    df["iters"] = df["iters"].astype("Int64")  # stays an integer where a row has none
+    rows = [{"paper_err": PAPER_TABLE6.get(r["model"], math.nan), "paper_note": PAPER_NOTES.get(r["model"], ""),
+             **r} for r in rows]
+    df = pd.DataFrame(rows, columns=columns)
+    if "iters" in df:
+        df["iters"] = df["iters"].astype("Int64")
     return df
 
 

@@ -28,6 +28,7 @@ from torch import nn
 
 WIDTHS = (16, 32, 64)  # filters per stage
 STAGES = ("layer1", "layer2", "layer3")
+DEPTHS = (20, 32, 44, 56, 110)  # the paper's plain/residual pairs (Table 6, Fig. 6); resnet1202 has no twin
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class ModelSpec:
     @property
     def residual(self) -> bool:
         return self.shortcut is not None
+
+    @property
+    def kind(self) -> str:
+        """"plain" or "residual": what every view colours and groups by."""
+        return "residual" if self.residual else "plain"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,11 +159,11 @@ class CifarResNet(nn.Module):
 
 def _registry() -> dict[str, ModelSpec]:
     specs = {}
-    for depth in (20, 32, 44, 56, 110):
+    for depth in DEPTHS:
         specs[f"plain{depth}"] = ModelSpec(f"plain{depth}", depth, None)
-    for depth in (20, 32, 44, 56, 110, 1202):
+    for depth in DEPTHS + (1202,):
         specs[f"resnet{depth}"] = ModelSpec(f"resnet{depth}", depth, "A")
-    for depth in (20, 32, 44, 56, 110):
+    for depth in DEPTHS:
         specs[f"resnet{depth}b"] = ModelSpec(f"resnet{depth}b", depth, "B")
     return specs
 
@@ -182,11 +188,31 @@ def build(name: str) -> CifarResNet:
     return CifarResNet(get_spec(name))
 
 
+def find(depth: int, shortcut: str | None) -> str | None:
+    """The registered name with this depth and shortcut option (None = plain), or None."""
+    return next((s.name for s in REGISTRY.values() if s.depth == depth and s.shortcut == shortcut), None)
+
+
 def twin(name: str) -> str | None:
     """plain56 <-> resnet56 (option A); None where the paper has no twin (resnet1202, option B)."""
     spec = get_spec(name)
-    other = f"resnet{spec.depth}" if spec.shortcut is None else f"plain{spec.depth}"
-    return other if spec.shortcut != "B" and other in REGISTRY else None
+    if spec.shortcut == "B":
+        return None
+    return find(spec.depth, None if spec.residual else "A")
+
+
+def pair(depth: int) -> tuple[str, str]:
+    """(plain, residual option A) names at one of DEPTHS, e.g. pair(56) = ("plain56", "resnet56")."""
+    if depth not in DEPTHS:
+        raise KeyError(f"no plain/residual pair at depth {depth!r}; the pairs are at {DEPTHS}")
+    return find(depth, None), find(depth, "A")
+
+
+def deepest_pair(names) -> tuple[str, str] | None:
+    """The deepest pair(depth) with both members among `names` (e.g. the shipped ones), or None."""
+    have = set(names)
+    both = [d for d in DEPTHS if set(pair(d)) <= have]
+    return pair(max(both)) if both else None
 
 
 def count_params(model: nn.Module) -> int:

@@ -1,13 +1,12 @@
-"""Plotly figures for the dashboard: pure functions, plain data in, plotly.graph_objects.Figure out.
+"""Figures for the dashboard's image tabs: pure functions, plain data in, plotly Figure out.
 
 Inputs are what engine/introspection.py returns (lists of row dicts, dicts of numpy arrays, gradient
-flow dicts); nothing here imports torch. Every figure uses the "plotly_white" template, is about
-900 px wide and serialises with fig.to_json().
+flow dicts), with each model's kind given by the caller; nothing here imports torch. The look is
+figures/theme.py's; every figure serialises with fig.to_json().
 
     architecture_figure   channels / map size, params and FLOPs per unit, stages shaded
     feature_map_figure    a stage x channel grid of heatmaps
     gradient_flow_figure  gradient norm per layer (last -> first) on a log axis, plain vs residual
-    heatmap_figure        side-by-side RGB images (e.g. attributions)
 """
 from __future__ import annotations
 
@@ -15,65 +14,37 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-TEMPLATE = "plotly_white"
-WIDTH = 900
-FONT = dict(family="Inter, Helvetica, Arial, sans-serif", size=13)
+from figures.theme import colours, kinds, layout
+
 STAGE_FILL = {"stem": "rgba(120,120,120,0.08)", "layer1": "rgba(31,119,180,0.07)",
               "layer2": "rgba(44,160,44,0.07)", "layer3": "rgba(214,39,40,0.07)",
               "head": "rgba(120,120,120,0.08)"}
-# plain nets in warm colours, residual nets in cool ones; option B a separate cool family
-PLAIN_COLOURS = ("#d62728", "#ff7f0e", "#e377c2", "#8c564b", "#bcbd22")
-RESIDUAL_COLOURS = ("#1f77b4", "#17becf", "#2ca02c", "#9467bd", "#393b79")
 DASHES = ("solid", "dash", "dot", "dashdot")
-
-
-def _is_plain(name: str) -> bool:
-    return name.lower().lstrip().startswith("plain")
-
-
-def model_colours(names) -> dict[str, str]:
-    """A colour per series name: plain* from the warm family, everything else from the cool one."""
-    out, n_plain, n_res = {}, 0, 0
-    for name in names:
-        if _is_plain(name):
-            out[name] = PLAIN_COLOURS[n_plain % len(PLAIN_COLOURS)]
-            n_plain += 1
-        else:
-            out[name] = RESIDUAL_COLOURS[n_res % len(RESIDUAL_COLOURS)]
-            n_res += 1
-    return out
-
-
-def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(template=TEMPLATE, autosize=True, height=height + (30 if title else 0), font=FONT,
-                      title=dict(text=title, x=0.01, y=0.99, yanchor="top") if title else None,
-                      margin=dict(l=70, r=30, t=100 if title else 50, b=50),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0.0))
-    return fig
+SIZING_WIDTH = 900  # the width feature-map cells are sized for (the figure itself fills its container)
 
 
 def _shape_str(shape) -> str:
     return "×".join(str(int(s)) for s in shape)
 
 
-def architecture_figure(rows_by_model: dict[str, list[dict]]) -> go.Figure:
+def architecture_figure(rows_by_model: dict[str, list[dict]], kind: dict[str, str]) -> go.Figure:
     """Per unit (x: unit names in forward order), for each model: (1) channels (solid) and map size H
     (dotted) so 'map halves -> filters double' reads at a glance, (2) params per unit, (3) FLOPs per
     unit. Hover shows C×H×W. Stages are shaded. The x axis follows the deepest model's units;
-    shallower models simply have fewer points."""
+    shallower models simply have fewer points. kind: {model: "plain" | "residual"}."""
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         subplot_titles=("Channels and map size H per unit", "Parameters per unit",
                                         "Forward FLOPs per unit (per image)"))
     if not rows_by_model:
-        return _layout(fig, "Architecture", 760)
-    colours = model_colours(rows_by_model)
+        return layout(fig, "Architecture", 760)
+    colour = colours(kind)
     deepest = max(rows_by_model.values(), key=len)
     order = [r["name"] for r in deepest]
     for i, (model, rows) in enumerate(rows_by_model.items()):
         x = [r["name"] for r in rows]
         shapes = [_shape_str(r["shape"]) for r in rows]
         common = dict(x=x, customdata=np.array([shapes, [r["stage"] for r in rows]], dtype=object).T,
-                      line=dict(color=colours[model], dash=DASHES[i % len(DASHES)] if i else "solid"),
+                      line=dict(color=colour[model], dash=DASHES[i % len(DASHES)] if i else "solid"),
                       legendgroup=model)
         hover = "%{x} (%{customdata[1]})<br>" + model + ": %{customdata[0]}<br>"
         fig.add_trace(go.Scatter(y=[r["channels"] for r in rows], name=f"{model} channels",
@@ -82,7 +53,7 @@ def architecture_figure(rows_by_model: dict[str, list[dict]]) -> go.Figure:
         fig.add_trace(go.Scatter(y=[r["height"] for r in rows], name=f"{model} map H",
                                  mode="lines", opacity=0.7,
                                  hovertemplate=hover + "H %{y}<extra></extra>",
-                                 **{**common, "line": dict(color=colours[model], dash="dot")}), 1, 1)
+                                 **{**common, "line": dict(color=colour[model], dash="dot")}), 1, 1)
         fig.add_trace(go.Scatter(y=[r["params"] for r in rows], name=f"{model} params",
                                  mode="lines+markers", marker=dict(size=5), showlegend=False,
                                  hovertemplate=hover + "params %{y:,}<extra></extra>", **common), 2, 1)
@@ -105,7 +76,7 @@ def architecture_figure(rows_by_model: dict[str, list[dict]]) -> go.Figure:
     fig.update_yaxes(title_text="C  /  H", type="log", dtick=np.log10(2), tickformat="d", row=1, col=1)
     fig.update_yaxes(title_text="params", row=2, col=1)
     fig.update_yaxes(title_text="FLOPs", row=3, col=1)
-    return _layout(fig, "Architecture: the map halves, the filters double", 800)
+    return layout(fig, "Architecture: the map halves, the filters double", 800)
 
 
 def feature_map_figure(maps: dict[str, np.ndarray], title: str = "") -> go.Figure:
@@ -114,7 +85,7 @@ def feature_map_figure(maps: dict[str, np.ndarray], title: str = "") -> go.Figur
     the array carries all channels, else the channels shown × H × W)."""
     stages = [s for s in ("stem", "layer1", "layer2", "layer3") if s in maps] or list(maps)
     if not stages:
-        return _layout(go.Figure(), title, 300)
+        return layout(go.Figure(), title, 300)
     ncols = max(int(np.asarray(maps[s]).shape[0]) for s in stages)
     fig = make_subplots(rows=len(stages), cols=ncols, horizontal_spacing=0.008, vertical_spacing=0.03)
     full_channels = {"stem": 16, "layer1": 16, "layer2": 32, "layer3": 64}
@@ -132,16 +103,16 @@ def feature_map_figure(maps: dict[str, np.ndarray], title: str = "") -> go.Figur
     for i in range(1, len(stages) * ncols + 1):  # square pixels
         suffix = "" if i == 1 else str(i)
         fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", constrain="domain")
-    cell = (WIDTH - 100) / ncols
-    return _layout(fig, title, int(len(stages) * cell + 90))
+    cell = (SIZING_WIDTH - 100) / ncols
+    return layout(fig, title, int(len(stages) * cell + 90))
 
 
 def gradient_flow_figure(flows: dict[str, dict], key: str = "conv", title: str = "") -> go.Figure:
-    """flows: {"plain110 (init)": flow, "resnet110 (init)": flow} as gradient_flow() returns. x: layer
-    index from the last layer (0) to the first, y: L2 gradient norm on a log axis, one line per
-    model (plain in warm colours, residual in cool), layer names in the hover."""
+    """flows: {"plain110 (init)": flow, "resnet110 (init)": flow}, each as gradient_flow() returns
+    plus its "kind". x: layer index from the last layer (0) to the first, y: L2 gradient norm on a
+    log axis, one line per model (plain in warm colours, residual in cool), layer names in the hover."""
     fig = go.Figure()
-    colours = model_colours(flows)
+    colour = colours(kinds(flows))
     for name, flow in flows.items():
         seq = flow[key]
         names = [n for n, _ in seq]
@@ -150,30 +121,10 @@ def gradient_flow_figure(flows: dict[str, dict], key: str = "conv", title: str =
         extra = f" · loss {loss:.3g}" if loss is not None else ""
         fig.add_trace(go.Scatter(x=list(range(len(seq))), y=norms, customdata=names, name=name,
                                  mode="lines+markers", marker=dict(size=4),
-                                 line=dict(color=colours[name], width=2),
+                                 line=dict(color=colour[name], width=2),
                                  hovertemplate=f"{name}{extra}<br>" + "#%{x}: %{customdata}<br>"
                                                "‖grad‖ %{y:.3e}<extra></extra>"))
     what = "conv weight" if key == "conv" else "block output"
     fig.update_xaxes(title_text=f"{what} index, from the last layer (0) to the first")
     fig.update_yaxes(title_text="gradient L2 norm (log)", type="log", exponentformat="power")
-    return _layout(fig, title or f"Gradient flow: {what} gradients, last → first", 480)
-
-
-def heatmap_figure(arrays: dict[str, np.ndarray], title: str = "") -> go.Figure:
-    """Side-by-side RGB images (H × W × 3 uint8, or H × W grey, shown as RGB) with their titles."""
-    names = list(arrays)
-    if not names:
-        return _layout(go.Figure(), title, 300)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.02)
-    for j, name in enumerate(names, start=1):
-        img = np.asarray(arrays[name])
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        if img.dtype != np.uint8:
-            img = np.clip(img, 0, 255).astype(np.uint8)
-        fig.add_trace(go.Image(z=img, hovertemplate=f"{name}<br>(%{{x}}, %{{y}}) %{{z}}<extra></extra>"),
-                      1, j)
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
-    cell = (WIDTH - 60) / len(names)
-    return _layout(fig, title, int(min(cell, 420) + 110))
+    return layout(fig, title or f"Gradient flow: {what} gradients, last → first", 480)

@@ -1,6 +1,6 @@
-"""Plotly figures for the lesion and shattered-gradient probes: pure functions, plain data in,
-plotly.graph_objects.Figure out; nothing here imports torch. Plain nets in warm colours, residual
-nets in cool ones (figures.dashboard.model_colours); "plotly_white", serialisable with fig.to_json().
+"""Figures for the lesion and shattered-gradient probes: pure functions, plain data in, plotly
+Figure out; nothing here imports torch. The look (plain warm, residual cool, by each entry's
+"kind") is figures/theme.py's; every figure serialises with fig.to_json().
 
     lesion_figure(data)          test error after deleting each single block (x: block, forward
                                  order), one line+markers per model, its intact error as a dashed
@@ -9,9 +9,8 @@ nets in cool ones (figures.dashboard.model_colours); "plotly_white", serialisabl
                                  (k = 0 is the intact net)
     shattered_figure(lines)      top: g(t) / std(g) per model; bottom: autocorrelation vs lag
 
-`data` is what research.lesion.precompute returns ({name: {"baseline", "single", "random", ...}}, JSON
-round-trips fine: pairs may be lists); `lines` is {name: research.shattered.gradient_line(...)}, each
-optionally with an "acf" list (else it is computed here with numpy, the same formula).
+`data` is the stored lesion view ({name: research.lesion.study(...) + ...}; after a JSON round trip
+pairs are lists); `lines` is research.shattered.lines(...) ({name: {"t", "g", "autocorr", "kind"}}).
 """
 from __future__ import annotations
 
@@ -19,39 +18,21 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from figures.dashboard import FONT, TEMPLATE, model_colours
-
-WIDTH = 900
-
-
-def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(template=TEMPLATE, autosize=True, height=height, font=FONT,
-                      title=dict(text=title, x=0.01, y=0.99, yanchor="top") if title else None,
-                      margin=dict(l=70, r=30, t=100 if title else 50, b=50),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0.0))
-    return fig
-
-
-def _empty(title: str, message: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, title, 300)
+from figures.theme import colours, empty, kinds, layout
 
 
 def lesion_figure(data: dict, title: str = "Deleting one block at test time") -> go.Figure:
     """Per model: error (%) after deleting each single block; intact error as a horizontal line."""
     if not data:
-        return _empty(title, "no lesion data (no trained checkpoints?)")
-    colours = model_colours(list(data))
+        return empty(title, "no lesion data (no trained checkpoints?)")
+    colour = colours(kinds(data))
     fig = go.Figure()
     order: list[str] = []
     for name, d in data.items():
         xs = [str(b) for b, _ in d["single"]]
         ys = [float(e) for _, e in d["single"]]
         order += [x for x in xs if x not in order]
-        c = colours[name]
+        c = colour[name]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"{name}: block deleted",
                                  line=dict(color=c, width=2), marker=dict(size=7), legendgroup=name,
                                  hovertemplate=f"{name}<br>delete %{{x}}: %{{y:.2f}} % error<extra></extra>"))
@@ -63,15 +44,15 @@ def lesion_figure(data: dict, title: str = "Deleting one block at test time") ->
                   annotation_position="top left")
     fig.update_xaxes(title="deleted block", categoryorder="array", categoryarray=order)
     fig.update_yaxes(title="test error (%)", rangemode="tozero")
-    return _layout(fig, title, 460)
+    return layout(fig, title, 460)
 
 
 def random_lesion_figure(data: dict, title: str = "Deleting k random blocks") -> go.Figure:
     """Per model: mean error (%) vs k with std error bars; k = 0 is the intact model."""
     data = {n: d for n, d in (data or {}).items() if d.get("random")}
     if not data:
-        return _empty(title, "no random-lesion data")
-    colours = model_colours(list(data))
+        return empty(title, "no random-lesion data")
+    colour = colours(kinds(data))
     fig = go.Figure()
     for name, d in data.items():
         r = d["random"]
@@ -79,32 +60,22 @@ def random_lesion_figure(data: dict, title: str = "Deleting k random blocks") ->
         mean = [float(d["baseline"])] + [float(m) for m in r["mean"]]
         std = [0.0] + [float(s) for s in r["std"]]
         fig.add_trace(go.Scatter(x=ks, y=mean, mode="lines+markers", name=name,
-                                 line=dict(color=colours[name], width=2),
+                                 line=dict(color=colour[name], width=2),
                                  error_y=dict(type="data", array=std, visible=True, thickness=1.2),
                                  hovertemplate=f"{name}<br>k=%{{x}}: %{{y:.2f}} ± %{{error_y.array:.2f}} %<extra></extra>"))
     fig.add_hline(y=90, line=dict(color="#999", width=1, dash="dot"), annotation_text="chance (90 %)",
                   annotation_position="top left")
     fig.update_xaxes(title="blocks deleted (k)", dtick=1)
     fig.update_yaxes(title="test error (%)", rangemode="tozero")
-    return _layout(fig, title, 420)
-
-
-def _acf(g, max_lag: int) -> list[float]:
-    h = np.asarray(g, dtype=np.float64).ravel()
-    h = h - h.mean()
-    max_lag = max(0, min(max_lag, len(h) - 1))
-    denom = float(h @ h)
-    if denom == 0.0 or not np.isfinite(denom):
-        return [1.0] + [0.0] * max_lag
-    return [float(h[: len(h) - k] @ h[k:]) / denom for k in range(max_lag + 1)]
+    return layout(fig, title, 420)
 
 
 def shattered_figure(lines: dict[str, dict], max_lag: int = 50,
                      title: str = "Gradients along a line between two images") -> go.Figure:
     """Top: g(t) normalised by its std, per model. Bottom: autocorrelation of g vs lag."""
     if not lines:
-        return _empty(title, "no gradient lines")
-    colours = model_colours(list(lines))
+        return empty(title, "no gradient lines")
+    colour = colours(kinds(lines))
     fig = make_subplots(rows=2, cols=1, vertical_spacing=0.14,
                         subplot_titles=("g(t) = d logit / dt, divided by its std",
                                         "autocorrelation of g (white noise: ~0 beyond lag 0)"))
@@ -112,10 +83,10 @@ def shattered_figure(lines: dict[str, dict], max_lag: int = 50,
         g = np.asarray(line["g"], dtype=np.float64)
         sd = g.std()
         gn = (g - g.mean()) / sd if sd > 0 else g * 0.0
-        c = colours[name]
+        c = colour[name]
         fig.add_trace(go.Scatter(x=list(line["t"]), y=gn.tolist(), mode="lines", name=name, legendgroup=name,
                                  line=dict(color=c, width=1.5)), row=1, col=1)
-        acf = line.get("acf") or _acf(g, max_lag)
+        acf = line["autocorr"][:max_lag + 1]
         fig.add_trace(go.Scatter(x=list(range(len(acf))), y=list(acf), mode="lines+markers", name=name,
                                  legendgroup=name, showlegend=False, line=dict(color=c, width=1.5),
                                  marker=dict(size=4)), row=2, col=1)
@@ -123,4 +94,4 @@ def shattered_figure(lines: dict[str, dict], max_lag: int = 50,
     fig.update_yaxes(title_text="g / std(g)", row=1, col=1)
     fig.update_xaxes(title_text="lag (points)", row=2, col=1)
     fig.update_yaxes(title_text="autocorrelation", range=[-1.05, 1.05], row=2, col=1)
-    return _layout(fig, title, 640)
+    return layout(fig, title, 640)

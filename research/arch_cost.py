@@ -1,4 +1,5 @@
-"""VGG vs plain vs ResNet on ImageNet (He et al. 2016, Table 1 and Sec. 3.3/4.1), and why 3x3 kernels.
+"""What ImageNet-size nets cost: VGG vs plain vs ResNet (He et al. 2016, Table 1 and Sec. 3.3/4.1),
+and why 3x3 kernels. Counted on architectures only: no ImageNet data, no weights.
 
 count(arch) builds torchvision's definition with no weights on the meta device (no memory, no
 arithmetic: a few ms per net) and counts one forward pass of a 1 x 3 x 224 x 224 image with
@@ -33,8 +34,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-ARCHS = ("vgg16", "vgg19", "plain18", "plain34", "plain50", "plain101", "plain152",
-         "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+ARCHS = {"vgg16": ("vgg", 16), "vgg19": ("vgg", 19)}  # arch: (family, depth)
+ARCHS.update({f"{fam}{d}": (fam, d) for fam in ("plain", "resnet") for d in (18, 34, 50, 101, 152)})
 # the paper's multiply-adds (Table 1; VGG-19 from Sec. 3.3), in G
 PAPER_GMACS = {"vgg19": 19.6, "resnet18": 1.8, "resnet34": 3.6, "plain18": 1.8, "plain34": 3.6,
                "resnet50": 3.8, "resnet101": 7.6, "resnet152": 11.3}
@@ -59,17 +60,17 @@ class PlainBottleneck(Bottleneck):
 
 def family(arch: str) -> str:
     """"vgg", "plain" or "resnet"."""
-    return "vgg" if arch.startswith("vgg") else "plain" if arch.startswith("plain") else "resnet"
+    return ARCHS[arch][0]
 
 
 def depth(arch: str) -> int:
-    return int(arch.lstrip("vgplainresnt"))
+    return ARCHS[arch][1]
 
 
 def build(arch: str, paper_strides: bool = True) -> nn.Module:
     """torchvision's net with no weights (on the current default device); plainN = resnetN, no shortcuts."""
     if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; choose one of {ARCHS}")
+        raise ValueError(f"unknown arch {arch!r}; choose one of {list(ARCHS)}")
     if family(arch) == "vgg":
         return getattr(torchvision.models, arch)(weights=None)
     model = getattr(torchvision.models, f"resnet{depth(arch)}")(weights=None)
@@ -133,11 +134,6 @@ def stack_vs_single(k: int, channels: int) -> dict:
             "receptive_field_stacked": 2 * k + 1, "receptive_field_single": 2 * k + 1,
             "params_stacked": stacked, "params_single": single, "ratio": stacked / single,
             "nonlinearities_stacked": k, "nonlinearities_single": 1}
-
-
-def precompute() -> dict:
-    """JSON-able data for the view: {"table": table()}."""
-    return {"table": table()}
 
 
 if __name__ == "__main__":

@@ -10,21 +10,14 @@ landscape of neural nets"): plain nets are chaotic, residual nets convex-looking
   training batches and a train-mode pass per point). Far from theta these fixed statistics no longer match the
   activations, so the loss grows faster than it would with recomputed statistics.
 - Every call works on a deep copy of the model: the served model is never touched. no_grad, batch 500.
-
-Runtimes on the 2-core dev machine, measured while it was shared (load average 6-8), so upper bounds:
-- line() with the 80 shipped test images, 21 alphas: resnet20 3-5.5 s, plain20 3-4.5 s, fresh
-  resnet56/plain56 9-20 s (0.15-0.25 s per 80-image forward of resnet20). Not the 1 s hoped for:
-  for a live view use fewer alphas/images, or the beta = 0 column of a precomputed surface, which is
-  exactly line(seed=0) (direction 1 of surface() is direction(model, 0)).
-- surface(): ~0.9 s per grid point with 500 images, ~2.9 s with 1000 (resnet20 / plain20). Hence
-  precompute()'s CPU defaults, 500 training images on an 11 x 11 grid: 176 s for plain20 +
-  resnet20 (~3x that at depth 56); the 1000-image 21 x 21 grid would take 25-40 min here, seconds
-  on a GPU (precompute uses CUDA when available).
+- LIVE_ALPHAS is the app's live 1-D grid; grid(span, steps) the precomputed 2-D one (the precompute
+  driver's defaults and their runtimes are in the README). The beta = 0 column of a surface is
+  exactly line(seed=0): direction 1 of surface() is direction(model, 0) (held by the tests).
+- Results carry the model's kind ("plain" / "residual", from its spec) for the figures.
 """
 from __future__ import annotations
 
 import copy
-import time
 
 import numpy as np
 import torch
@@ -90,7 +83,7 @@ def line(model, images_norm, labels, alphas, seed: int = 0, device="cpu") -> dic
     torch.set_flush_denormal(True)  # per thread: perturbed plain nets produce denormals
     x, y = (t.to(device) for t in _as_tensors(images_norm, labels))
     net = _Perturbed(model, [direction(model, seed)], device)
-    out = {"alpha": [float(a) for a in alphas], "loss": [], "err": []}
+    out = {"alpha": [float(a) for a in alphas], "loss": [], "err": [], "kind": model.spec.kind}
     for a in out["alpha"]:
         loss, err = _evaluate(net.at(a), x, y)
         out["loss"].append(loss)
@@ -109,58 +102,12 @@ def surface(model, images_norm, labels, alphas, betas, seeds=(0, 1), device="cpu
     for i, a in enumerate(al):
         for j, b in enumerate(be):
             loss[i][j], err[i][j] = _evaluate(net.at(a, b), x, y)
-    return {"alpha": al, "beta": be, "loss": loss, "err": err, "seeds": list(seeds)}
+    return {"alpha": al, "beta": be, "loss": loss, "err": err, "seeds": list(seeds), "kind": model.spec.kind}
 
 
-def default_names(root=None) -> list[str]:
-    """[plainD, resnetD] for the deepest D at which both are shipped under root; [] if none."""
-    from engine import checkpoints
-    from serving import zoo
-
-    shipped = {f.name for f in checkpoints.list_folders(root or zoo.ROOT)}
-    depths = [int(n[5:]) for n in shipped if n.startswith("plain") and n[5:].isdigit() and f"resnet{n[5:]}" in shipped]
-    return [f"plain{max(depths)}", f"resnet{max(depths)}"] if depths else []
+def grid(span: float = 1.0, steps: int = 11) -> list[float]:
+    """`steps` evenly spaced points over [-span, span]: the axes of a precomputed surface."""
+    return np.linspace(-span, span, steps).tolist()
 
 
-def precompute(root=None, data_dir=None, names=None, n_images: int = 500, steps: int = 11,
-               span: float = 1.0, device=None) -> dict:
-    """{name: {"alpha", "beta", "loss", "err", "n_images", "seconds"}}: a steps x steps surface over
-    [-span, span]^2 (directions seeds 0 and 1) of each checkpoint, on the first n_images TRAINING
-    images (the landscape of the training objective), normalised with the checkpoint's own
-    normalisation, in eval mode (BN running statistics fixed; see the module docstring).
-    device None: "cuda" if available, else "cpu". The CPU defaults (500 images, 11 x 11) are sized to
-    the dev machine (see the module docstring); on a GPU use n_images=1000, steps=21 or more."""
-    from engine import checkpoints
-    from serving import zoo
-    from engine.data import load_split, normalize
-
-    root = root or zoo.ROOT
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    names = default_names(root) if names is None else list(names)
-    if not names:
-        return {}
-    images, labels = load_split("train", data_dir)
-    images, labels = torch.as_tensor(images[:n_images]), torch.as_tensor(labels[:n_images])
-    grid = np.linspace(-span, span, steps).tolist()
-    out = {}
-    for name in names:
-        ck = checkpoints.load(checkpoints.Path(root) / name)
-        t = time.perf_counter()
-        res = surface(ck.model, normalize(images, ck.normalization), labels, grid, grid, device=device)
-        out[name] = {**res, "n_images": int(len(images)), "seconds": round(time.perf_counter() - t, 1)}
-    return out
-
-
-if __name__ == "__main__":
-    from serving import zoo
-
-    zoo.set_threads()
-    x, y = zoo.test_sample()
-    for name in ("resnet20", "plain20", "resnet56"):
-        served = zoo.get(name) if name in zoo.shipped() else zoo.get(name, "init")
-        t = time.perf_counter()
-        line(served.model, zoo.inputs(served, x), y, np.linspace(-1, 1, 21))
-        print(f"line {name} ({'trained' if served.trained else 'fresh'}): {time.perf_counter() - t:.2f} s")
-    t = time.perf_counter()
-    res = precompute()
-    print(f"precompute {list(res)}: {time.perf_counter() - t:.1f} s", {k: v['seconds'] for k, v in res.items()})
+LIVE_ALPHAS = grid(1.0, 13)  # the app's live 1-D line: 13 points over [-1, 1]

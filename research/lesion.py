@@ -2,54 +2,38 @@
 networks"): delete blocks of a trained net at test time and measure the test error.
 
     blocks(model)                  -> ["layer1.0", ..., "layer3.2"] in forward order
-    lesioned(model, drop)          -> a deep copy with the blocks in `drop` deleted (see DEFINITION);
+    lesioned(model, drop)          -> a deep copy with the blocks in `drop` deleted (see Lesioned);
                                       the model passed in is never touched
     lesion_errors(model, x, y, norm)  -> {"baseline": err %, "single": [(block, err %), ...]}
     random_lesions(model, x, y, norm, ks, draws, seed) -> {"k", "mean", "std", "draws"}
-    precompute(root, data_dir, n_images=2000) -> {name: {...}} for every checkpoint under root
+    study(model, x, y, norm, ...)  -> both of the above, and the model's kind, for the Lesions view
 
 Random lesions: for each k, `draws` random k-subsets of blocks (numpy default_rng(seed)); where
 there are no more than `draws` distinct k-subsets, all of them are used once (exact mean). std is
 the population std (ddof=0) over the subsets.
 
-Measured here (2-core CPU shared with other jobs, load 3-7; first 2000 CIFAR-10 test images;
-shipped checkpoints; `python -m research.lesion`):
-    resnet20: baseline 7.60 %, single deletions 13.25 - 77.30 %   (296 s incl. random lesions)
-    plain20:  baseline 10.00 %, single deletions 79.20 - 94.95 %  (494 s incl. random lesions)
-i.e. plain20 falls to near chance (90 %) whichever block goes; resnet20 degrades far less (which
-blocks hurt most was not recorded here: see precompute()'s "single"). precompute() is offline work
-(about 13 min for both models on the loaded CPU; roughly 5x faster when the CPU is idle).
+What "deleting" a block means is Lesioned's docstring (and the Lesions tab's text, ui/text.py).
+The results for the shipped nets are in assets/research/lesion.json and the README.
 """
 from __future__ import annotations
 
 import copy
 import itertools
 import math
-import time
-from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from engine import models
 from engine.evaluate import error_rate
 
-DEFINITION = """**Deleting block b** (Veit et al. 2016), applied to a copy of the net at test time, no retraining:
-
-* **Residual block** y = ReLU(F(x) + shortcut(x)): drop the residual branch F and keep the shortcut,
-  **y = ReLU(shortcut(x))**. With an identity shortcut this is **y = x** (x ≥ 0, it comes out of a
-  ReLU); at a stage change with option A it is the stride-2 subsampled, zero-padded x; with
-  option B it is y = ReLU(BN(conv1×1(x))).
-* **Plain block** (no shortcut, nothing left once F is gone): replaced by the identity when the
-  shape is unchanged, and by the option-A map (stride-2 subsampling + zero-padded channels) where it
-  changes, so a plain net can be lesioned at all. This is a parameter-free stand-in, not a path the
-  plain net ever learned.
-"""
-
-
 class Lesioned(nn.Module):
-    """A deleted block: ReLU(shortcut(x)) for a residual block, identity / option-A map for a plain one."""
+    """A deleted block (Veit et al. 2016), at test time, no retraining.
+
+    Residual block y = ReLU(F(x) + shortcut(x)): the branch F goes and the shortcut stays,
+    y = ReLU(shortcut(x)); with an identity shortcut that is y = x (x >= 0 comes out of a ReLU).
+    Plain block (nothing is left once F goes): the identity where the shape is unchanged, the
+    parameter-free option-A map (stride-2 subsampling, zero-padded channels) where it changes."""
 
     def __init__(self, block: models.BasicBlock):
         super().__init__()
@@ -93,14 +77,11 @@ def lesioned(model: nn.Module, drop) -> nn.Module:
     return out
 
 
-def _err(model, images_u8, labels, norm, batch_size) -> float:
-    return error_rate(model, images_u8, labels, norm, batch_size=batch_size)
-
-
 def lesion_errors(model, images_u8, labels, norm, batch_size: int = 500) -> dict:
     """Test error (%) of the intact model and after deleting each single block in turn."""
-    single = [(b, _err(lesioned(model, [b]), images_u8, labels, norm, batch_size)) for b in blocks(model)]
-    return {"baseline": _err(model, images_u8, labels, norm, batch_size), "single": single}
+    single = [(b, error_rate(lesioned(model, [b]), images_u8, labels, norm, batch_size=batch_size))
+              for b in blocks(model)]
+    return {"baseline": error_rate(model, images_u8, labels, norm, batch_size=batch_size), "single": single}
 
 
 def default_ks(model) -> list[int]:
@@ -125,7 +106,7 @@ def random_lesions(model, images_u8, labels, norm, ks=None, draws: int = 10, see
         else:
             subsets = [[names[i] for i in sorted(rng.choice(len(names), size=k, replace=False))]
                        for _ in range(draws)]
-        errs = [_err(lesioned(model, s), images_u8, labels, norm, batch_size) for s in subsets]
+        errs = [error_rate(lesioned(model, s), images_u8, labels, norm, batch_size=batch_size) for s in subsets]
         out["k"].append(k)
         out["mean"].append(float(np.mean(errs)))
         out["std"].append(float(np.std(errs)))
@@ -133,48 +114,9 @@ def random_lesions(model, images_u8, labels, norm, ks=None, draws: int = 10, see
     return out
 
 
-def _images(data_dir, n_images: int):
-    from engine import data
-    from serving import zoo
-
-    try:
-        x, y = data.load_split("test", data_dir)
-        n = min(n_images, len(y))
-        return x[:n], y[:n], f"first {n} of the CIFAR-10 test set"
-    except (FileNotFoundError, OSError, data.DataMissingError):
-        x, y = zoo.test_sample()
-        return x, y, f"the {len(y)} test images of assets/cifar_test_sample.npz (test set not found)"
-
-
-def precompute(root=None, data_dir=None, n_images: int = 2000, seed: int = 0, draws: int = 10,
-               ks=None, log=print) -> dict:
-    """{name: {"residual", "baseline", "single", "random", "images", "seconds"}} for each checkpoint
-    folder under root (None: serving.zoo.ROOT). Images: the first n_images of the test set.
-    ks None: 1..min(10, blocks) per model (see random_lesions)."""
-    from engine import checkpoints
-    from serving import zoo
-
-    root = Path(zoo.ROOT if root is None else root)
-    x, y, which = _images(data_dir, n_images)
-    result = {}
-    for folder in checkpoints.list_folders(root):
-        t0 = time.perf_counter()
-        ck = checkpoints.load(folder)
-        model, norm = ck.model.eval(), ck.normalization
-        res = lesion_errors(model, x, y, norm)
-        res["random"] = random_lesions(model, x, y, norm, ks=ks, draws=draws, seed=seed)
-        res.update(residual=models.get_spec(ck.name).residual, images=which, n_images=int(len(y)),
-                   seconds=round(time.perf_counter() - t0, 1))
-        result[ck.name] = res
-        if log:
-            errs = [e for _, e in res["single"]]
-            log(f"{ck.name}: baseline {res['baseline']:.2f} %, single deletions {min(errs):.2f}-{max(errs):.2f} %, "
-                f"{res['seconds']} s")
-    return result
-
-
-if __name__ == "__main__":
-    from serving import zoo
-
-    zoo.set_threads()
-    precompute()
+def study(model, images_u8, labels, norm, ks=None, draws: int = 10, seed: int = 0) -> dict:
+    """{"kind", "baseline", "single", "random"}: lesion_errors and random_lesions of one model."""
+    res = lesion_errors(model, images_u8, labels, norm)
+    res["random"] = random_lesions(model, images_u8, labels, norm, ks=ks, draws=draws, seed=seed)
+    res["kind"] = model.spec.kind
+    return res

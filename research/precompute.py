@@ -1,69 +1,195 @@
-"""Compute the research views once and store them, stamped, in assets/research/ (see research/store.py).
+"""The research package's one I/O module: compute the views once, store them stamped, read them back.
 
-    python -m research.precompute [--views layer_responses lesion landscape vgg_vs_resnet shattered] [--data-dir DIR]
+    python -m research.precompute [--views layer_responses lesion landscape vgg_vs_resnet shattered]
+                                  [--checkpoints DIR] [--data-dir DIR] [--out DIR]
 
-Needs CIFAR-10 (data/, $CIFAR10_DIR or --data-dir) and the shipped checkpoints; the app itself then
-needs neither the data set nor minutes of CPU: it reads these files, and shows a view as stale when
-a checkpoint it was computed from has changed (rerun this command then). Runtimes on the 2-core dev
-machine, with resnet20 + plain20 shipped, are printed per view and quoted in the README.
+Each view is computed from the checkpoint folders (settings.checkpoints) and CIFAR-10
+(settings.data_dir) by the pure functions of research/, then written to settings.research/VIEW.json
+with a stamp: the sha256 of the weights of every checkpoint it used and the list of checkpoints
+present. Store.load returns a view's data only while both are unchanged, so a new, retrained,
+removed or damaged checkpoint makes the stored result stale instead of silently wrong (the tabs
+say so, or compute live where they can). Each view's runtime is printed; the README quotes them.
+
+View formats (JSON): layer_responses {name: {"layers", "std", "kind"}}; lesion {name: lesion.study
++ "images", "n_images", "seconds"}; landscape {name: landscape.surface + "n_images", "seconds"};
+vgg_vs_resnet {"table": arch_cost.table()}; shattered {f"{weights}{depth}": {"lines", "notes"}}.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import time
+from pathlib import Path
 
-from research import store as cache
+import torch
 
-
-def _layer_responses(a):
-    from research import study
-    return study.precompute_layer_responses(data_dir=a.data_dir)
-
-
-def _lesion(a):
-    from research import lesion
-    return lesion.precompute(data_dir=a.data_dir)
+from engine import checkpoints, models
+from engine.data import DataMissingError, NORMALIZATION, load_sample, load_split, normalize
+from engine.settings import Settings, set_threads
+from research import arch_cost, landscape, lesion, shattered, study
 
 
-def _landscape(a):
-    from research import landscape
-    return landscape.precompute(data_dir=a.data_dir)
+class Store:
+    """The stored views of one research folder, stamped against one checkpoint folder."""
+
+    def __init__(self, settings: Settings):
+        self.dir, self.root = Path(settings.research), Path(settings.checkpoints)
+
+    def stamp(self, names) -> dict[str, str]:
+        """{name: sha256 of its weights} for each name among the checkpoints present now."""
+        out = {}
+        for name in names:
+            try:
+                out[name] = json.loads((self.root / name / checkpoints.METRICS).read_text())["weights_sha256"]
+            except (OSError, ValueError, KeyError, TypeError):  # missing or damaged: left out, so stale
+                pass
+        return out
+
+    def _shipped(self) -> list[str]:
+        return [f.name for f in checkpoints.list_folders(self.root)]
+
+    def save(self, view: str, data, names) -> Path:
+        """Write DIR/VIEW.json (atomically) with the stamp of the checkpoints `names`."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / f"{view}.json"
+        doc = {"view": view, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+               "stamp": self.stamp(names), "shipped": self._shipped(), "data": data}
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(doc, separators=(",", ":")))
+        os.replace(tmp, path)
+        return path
+
+    def _doc(self, view: str) -> dict | None:
+        try:
+            return json.loads((self.dir / f"{view}.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _current(self, doc: dict) -> bool:
+        """Same weights for every stamped checkpoint, and the same set of checkpoints present."""
+        return self.stamp(doc["stamp"]) == doc["stamp"] and doc.get("shipped") == self._shipped()
+
+    def load(self, view: str):
+        """The stored data of VIEW, or None if there is none or any stamped checkpoint changed or vanished."""
+        doc = self._doc(view)
+        return doc["data"] if doc is not None and self._current(doc) else None
+
+    def info(self, view: str) -> str:
+        """One line for the UI: when VIEW was computed and from which checkpoints."""
+        doc = self._doc(view)
+        if doc is None:
+            return f"{view}: not precomputed (run `python -m research.precompute`)"
+        state = "current" if self._current(doc) else "STALE (checkpoints changed: run python -m research.precompute)"
+        return f"{view}: computed {doc['created']} from {', '.join(doc['stamp']) or 'fresh weights'} ({state})"
 
 
-def _vgg_vs_resnet(a):
-    from research import arch_cost as imagenet
-    return imagenet.precompute()
+def _loaded(s: Settings):
+    """(name, Checkpoint) for every loadable checkpoint folder."""
+    for folder in checkpoints.list_folders(s.checkpoints):
+        try:
+            yield folder.name, checkpoints.load(folder)
+        except checkpoints.CheckpointError as e:
+            print(f"skipped: {e}")
 
 
-def _shattered(a):
-    from research import shattered
-    from serving import zoo
-    data = shattered.precompute()
-    used = {k.split(" ")[0] for v in data.values() for k in v["lines"] if k.endswith("(trained)")}
-    return data, sorted(used & set(zoo.shipped()))
+def layer_responses(s: Settings, limit: int | None = None):
+    """Fig. 7 over the test set (the first `limit` images if given), each net with its own normalisation."""
+    x, _ = load_split("test", s.data_dir)
+    x = torch.from_numpy(x[:limit] if limit else x)
+    out = {}
+    for name, ck in _loaded(s):
+        res = study.layer_responses(ck.model, normalize(x, ck.normalization))
+        out[name] = {"layers": [n for n, _ in res], "std": [v for _, v in res], "kind": ck.model.spec.kind}
+    return out, list(out)
 
 
-VIEWS = {"layer_responses": _layer_responses, "lesion": _lesion, "landscape": _landscape,
-         "vgg_vs_resnet": _vgg_vs_resnet, "shattered": _shattered}
+def lesions(s: Settings, n_images: int = 2000):
+    """Single and random lesions of every checkpoint on the first n_images test images (the shipped
+    test sample if the test set is missing)."""
+    try:
+        x, y = load_split("test", s.data_dir)
+        x, y, which = x[:n_images], y[:n_images], f"first {min(n_images, len(y))} of the CIFAR-10 test set"
+    except DataMissingError:
+        x, y = load_sample(Path(s.sample))
+        which = f"the {len(y)} test images of {Path(s.sample).name} (test set not found)"
+    out = {}
+    for name, ck in _loaded(s):
+        t = time.perf_counter()
+        res = lesion.study(ck.model.eval(), x, y, ck.normalization)
+        out[name] = {**res, "images": which, "n_images": int(len(y)), "seconds": round(time.perf_counter() - t, 1)}
+    return out, list(out)
+
+
+def surfaces(s: Settings, n_images: int = 500, steps: int = 11, span: float = 1.0, device=None):
+    """A steps x steps loss surface over [-span, span]^2 (direction seeds 0 and 1) of the deepest
+    shipped plain/residual pair, on the first n_images TRAINING images (the training objective), in
+    eval mode. The CPU defaults (500 images, 11 x 11) fit the dev machine; on a GPU use 1000, 21+."""
+    names = models.deepest_pair(f.name for f in checkpoints.list_folders(s.checkpoints)) or ()
+    if not names:
+        return {}, []
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    x, y = load_split("train", s.data_dir)
+    x, y = torch.as_tensor(x[:n_images]), torch.as_tensor(y[:n_images])
+    out = {}
+    for name in names:
+        ck = checkpoints.load(Path(s.checkpoints) / name)
+        t = time.perf_counter()
+        res = landscape.surface(ck.model, normalize(x, ck.normalization), y, landscape.grid(span, steps),
+                                landscape.grid(span, steps), device=device)
+        out[name] = {**res, "n_images": int(len(x)), "seconds": round(time.perf_counter() - t, 1)}
+    return out, list(names)
+
+
+def gradient_lines(s: Settings):
+    """Shattered gradients between test-sample images 0 and 1 at every depth of the paper's pairs,
+    at init (engine.models.calibrated) and trained (the checkpoints present; absent ones noted)."""
+    x, _ = load_sample(Path(s.sample))
+    shipped = [f.name for f in checkpoints.list_folders(s.checkpoints)]
+    out, used = {}, []
+    for depth in models.DEPTHS:
+        for weights in ("init", "trained"):
+            nets, notes = {}, []
+            for name in models.pair(depth):
+                if weights == "init":
+                    model, norm = models.calibrated(name), NORMALIZATION
+                elif name in shipped:
+                    ck = checkpoints.load(Path(s.checkpoints) / name)
+                    model, norm = ck.model, ck.normalization
+                    used.append(name)
+                else:
+                    notes.append(f"`{name}`: unavailable. {name} has no trained checkpoint yet")
+                    continue
+                nets[f"{name} ({weights})"] = (model, *normalize(torch.as_tensor(x[:2]), norm))
+            out[f"{weights}{depth}"] = {"lines": shattered.lines(nets), "notes": notes}
+    return out, sorted(set(used))
+
+
+def costs(s: Settings):
+    return {"table": arch_cost.table()}, []
+
+
+VIEWS = {"layer_responses": layer_responses, "lesion": lesions, "landscape": surfaces,
+         "vgg_vs_resnet": costs, "shattered": gradient_lines}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m research.precompute", description=__doc__.split("\n\n")[0])
     ap.add_argument("--views", nargs="+", choices=list(VIEWS), default=list(VIEWS))
+    ap.add_argument("--checkpoints", help="folder of checkpoint folders (default $RESNET_LAB_CHECKPOINTS, checkpoints/)")
     ap.add_argument("--data-dir", help="folder holding cifar-10-batches-bin/ (default $CIFAR10_DIR, data/)")
+    ap.add_argument("--out", help="folder for the VIEW.json files (default assets/research/)")
     a = ap.parse_args(argv)
-    from engine import models
-    from serving import zoo
-
-    zoo.set_threads()
+    s = Settings.from_env(checkpoints=a.checkpoints, data_dir=a.data_dir, research=a.out)
+    set_threads(s.threads)
+    store = Store(s)
     for view in a.views:
         t = time.perf_counter()
-        data = VIEWS[view](a)
-        if isinstance(data, tuple):  # (data, the checkpoints it used)
-            data, names = data
-        else:
-            names = [k for k in data if k in models.REGISTRY] if isinstance(data, dict) else []
-        path = cache.save(view, data, names)
+        try:
+            data, names = VIEWS[view](s)
+        except DataMissingError as e:
+            raise SystemExit(str(e)) from None
+        path = store.save(view, data, names)
         print(f"{view}: {time.perf_counter() - t:.1f} s -> {path} (checkpoints: {', '.join(names) or 'none'})")
 
 

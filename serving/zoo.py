@@ -1,22 +1,20 @@
 """The models the app serves: which are trained, loading each once, classifying, and the CPU budget.
 
-- A model with a shipped checkpoint (checkpoints/NAME/) is served with its GPU-trained weights and
-  its measured test error; a model without one is "unavailable" (a clear reason, never a crash), and
-  a corrupt folder makes only that model unavailable.
+- `Zoo(settings)` serves the checkpoint folders under settings.checkpoints. A model with a folder is
+  served with its GPU-trained weights and its measured errors; a model without one is unavailable
+  (ModelUnavailable, with the reason), and a damaged folder makes only that model unavailable.
 - With no checkpoints at all, every model runs on fresh He-initialised weights (seed 0) and
   `untrained_mode()` says so, so the app can say so prominently.
-- Models load lazily (first use) and stay cached; nothing is read at import, nothing touches the
-  network. torch's thread count follows the real CPU quota (cgroup cpu.max, else the affinity mask):
-  a Space's 2 vCPU on a many-core host must not run 64 threads.
-Classification runs on a copy with BN folded into the convs (fold_bn). Model time for one image on
-the 2-core dev machine, resnet110 + plain110: 15.8 ms folded, 17.3 ms unfolded (bench/app_latency.py).
+- Models load on first use and stay cached in the Zoo; nothing is read when this module is
+  imported or a Zoo is made, and nothing touches the network.
+- classify() runs a copy with every BN folded into its conv (fold_bn): the same outputs as the
+  model to float rounding (held by tests/test_zoo.py for every depth), fewer operations.
 """
 from __future__ import annotations
 
 import copy
 import functools
-import math
-import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +24,10 @@ import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from engine import checkpoints, models
-from engine.data import CLASSES, NORMALIZATION, normalize
+from engine.data import CLASSES, NORMALIZATION, load_sample, normalize
+from engine.settings import Settings
 
-SAMPLE = Path(__file__).resolve().parent.parent / "assets" / "cifar_test_sample.npz"
-# where the checkpoint folders are: $RESNET_LAB_CHECKPOINTS, else checkpoints/ (an empty folder = untrained mode)
-ROOT = Path(os.environ.get("RESNET_LAB_CHECKPOINTS") or checkpoints.DEFAULT_ROOT)
+WEIGHTS = ("trained", "init")
 
 
 class ModelUnavailable(Exception):
@@ -45,22 +42,20 @@ class Served:
     normalization: dict
     metrics: dict = field(default_factory=dict)
 
+    @property
+    def spec(self) -> models.ModelSpec:
+        return models.get_spec(self.name)
+
     @functools.cached_property
     def fast(self) -> torch.nn.Module:
-        """An inference copy with every BN folded into its conv (same outputs to ~1e-5, ~30% fewer ops).
-        Used to classify only; attributions and analysis use `model`, which has every module intact."""
+        """An inference copy with every BN folded into its conv. Used to classify only; attributions
+        and analysis use `model`, which has every module intact."""
         return fold_bn(self.model)
 
     @property
-    def test_error(self) -> float | None:
-        return self.metrics.get("test_error_pct")
-
-    def describe(self) -> str:
-        if not self.trained:
-            return f"`{self.name}`: **untrained** (fresh He initialisation, seed 0)"
-        m = self.metrics
-        return (f"`{self.name}`: test error **{m['test_error_pct']:.2f}%** (train {m['train_error_pct']:.2f}%), "
-                f"{m['iterations']:,} iterations on {m.get('device', '?')}")
+    def label(self) -> str:
+        """"resnet56 (trained)" or "resnet56 (init)": the name of this model's series in a figure."""
+        return f"{self.name} ({'trained' if self.trained else 'init'})"
 
 
 def fold_bn(model: torch.nn.Module) -> torch.nn.Module:
@@ -79,99 +74,67 @@ def fold_bn(model: torch.nn.Module) -> torch.nn.Module:
     return fused
 
 
-def cpu_quota() -> int:
-    """CPUs this process may really use: the cgroup v2/v1 quota if set, else the affinity mask."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            n = min(n, math.ceil(int(quota) / int(period)))
-    except (OSError, ValueError):
+class Zoo:
+    """The served models of one checkpoint folder (settings.checkpoints), loaded lazily, cached."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.root = Path(settings.checkpoints)
+        self._lock = threading.Lock()
+        self._loaded: dict[tuple[str, str], Served] = {}
+        self._listing: tuple[str, ...] | None = None
+
+    def shipped(self) -> list[str]:
+        """Names with a checkpoint folder under the root; listed once, not on every request."""
+        if self._listing is None:
+            self._listing = tuple(f.name for f in checkpoints.list_folders(self.root))
+        return list(self._listing)
+
+    def untrained_mode(self) -> bool:
+        """True when no checkpoint is shipped at all: then every model runs on fresh weights."""
+        return not self.shipped()
+
+    def test_sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """The shipped batch of CIFAR-10 test images (settings.sample): uint8 N x 3 x 32 x 32, labels."""
+        return load_sample(Path(self.settings.sample))
+
+    def get(self, name: str, weights: str = "trained") -> Served:
+        """The served model: weights "trained" (its checkpoint) or "init" (fresh He initialisation)."""
         try:
-            quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-            period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-            if quota > 0:
-                n = min(n, math.ceil(quota / period))
-        except (OSError, ValueError):
-            pass
-    return max(1, n)
+            models.get_spec(name)
+        except KeyError as e:
+            raise ModelUnavailable(str(e).strip('"')) from None
+        if weights not in WEIGHTS:
+            raise ModelUnavailable(f"weights must be one of {WEIGHTS}, not {weights!r}")
+        if weights == "trained" and not self.untrained_mode() and name not in self.shipped():
+            raise ModelUnavailable(f"{name} has no trained checkpoint yet (it comes with a later GPU run); "
+                                   f"trained now: {', '.join(self.shipped())}")
+        key = (name, "init" if self.untrained_mode() else weights)
+        with self._lock:
+            if key not in self._loaded:
+                self._loaded[key] = self._load(*key)
+            return self._loaded[key]
 
+    def _load(self, name: str, weights: str) -> Served:
+        if weights == "init":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                return Served(name, models.build(name).eval(), False, NORMALIZATION)
+        try:
+            ck = checkpoints.load(self.root / name)
+        except checkpoints.CheckpointError as e:
+            raise ModelUnavailable(f"{name} is unavailable: its checkpoint is damaged ({e})") from None
+        return Served(name, ck.model.eval(), True, ck.normalization, ck.metrics)
 
-def set_threads() -> int:
-    """Threads = the CPU quota; also flush denormals to zero: a fresh deep plain net in eval mode
-    shrinks its activations into denormal floats, which made plain110 take 100-1300 ms instead of
-    ~8 ms per image here."""
-    n = int(os.environ.get("RESNET_LAB_THREADS") or cpu_quota())
-    torch.set_num_threads(n)
-    torch.set_flush_denormal(True)
-    return n
-
-
-@functools.lru_cache(maxsize=1)
-def _listing(root: Path) -> tuple[str, ...]:
-    return tuple(f.name for f in checkpoints.list_folders(root))
-
-
-def shipped() -> list[str]:
-    """Names with a checkpoint folder under ROOT; listed once per ROOT, not on every request."""
-    return list(_listing(Path(ROOT)))
-
-
-def reset():
-    """Forget loaded models and the folder listing (after ROOT or the folders under it changed)."""
-    _listing.cache_clear()
-    _fresh.cache_clear()
-    _trained.cache_clear()
-
-
-def untrained_mode() -> bool:
-    """True when no checkpoint is shipped at all: then every model runs on fresh weights."""
-    return not shipped()
-
-
-def status(name: str) -> str:
-    """'trained', 'untrained' (no checkpoints anywhere), 'missing', or 'broken: <reason>'."""
-    models.get_spec(name)
-    if untrained_mode():
-        return "untrained"
-    if name not in shipped():
-        return "missing"
-    try:
-        get(name)
-        return "trained"
-    except ModelUnavailable as e:
-        return f"broken: {e}"
-
-
-@functools.lru_cache(maxsize=None)
-def _fresh(name: str) -> Served:
-    torch.manual_seed(0)
-    return Served(name, models.build(name).eval(), False, NORMALIZATION)
-
-
-@functools.lru_cache(maxsize=None)
-def _trained(name: str) -> Served:
-    ck = checkpoints.load(ROOT / name)
-    return Served(name, ck.model.eval(), True, ck.normalization, ck.metrics)
-
-
-def get(name: str, weights: str = "trained") -> Served:
-    """The served model: weights "trained" (its checkpoint) or "init" (fresh He initialisation)."""
-    try:
-        models.get_spec(name)
-    except KeyError as e:
-        raise ModelUnavailable(str(e).strip('"')) from None
-    if weights == "init" or untrained_mode():
-        return _fresh(name)
-    if weights != "trained":
-        raise ModelUnavailable(f"weights must be 'trained' or 'init', not {weights!r}")
-    if name not in shipped():
-        raise ModelUnavailable(f"{name} has no trained checkpoint yet (it comes with a later GPU run); "
-                               f"trained now: {', '.join(shipped())}")
-    try:
-        return _trained(name)
-    except checkpoints.CheckpointError as e:
-        raise ModelUnavailable(f"{name} is unavailable: its checkpoint is damaged ({e})") from None
+    def pair(self, plain: str, residual: str, weights: str = "trained") -> list[tuple[str, Served | None, str]]:
+        """[(name, Served or None, why unavailable or "")] for the two models of a comparison."""
+        out = []
+        for name in (plain, residual):
+            try:
+                out.append((name, self.get(name, weights), ""))
+            except ModelUnavailable as e:
+                out.append((name, None, str(e)))
+        return out
 
 
 def inputs(served: Served, images_uint8: np.ndarray) -> torch.Tensor:
@@ -188,24 +151,3 @@ def classify(served: Served, image_uint8: np.ndarray) -> tuple[dict[str, float],
     with torch.inference_mode():
         p = torch.softmax(served.fast(x)[0], 0)
     return {c: float(v) for c, v in zip(CLASSES, p)}, time.perf_counter() - t
-
-
-@functools.lru_cache(maxsize=1)
-def test_sample() -> tuple[np.ndarray, np.ndarray]:
-    """A fixed batch of CIFAR-10 test images shipped in assets/ (uint8 N x 3 x 32 x 32, labels)."""
-    with np.load(SAMPLE) as z:
-        return z["images"], z["labels"]
-
-
-def make_test_sample(per_class: int = 8, data_dir=None) -> Path:
-    """Write assets/cifar_test_sample.npz: the first `per_class` test images of every class."""
-    from engine.data import load_split
-
-    x, y = load_split("test", data_dir)
-    idx = np.sort(np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(len(CLASSES))]))
-    np.savez_compressed(SAMPLE, images=x[idx], labels=y[idx].astype(np.int64), test_indices=idx)
-    return SAMPLE
-
-
-if __name__ == "__main__":
-    print(make_test_sample())

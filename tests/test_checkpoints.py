@@ -1,5 +1,6 @@
 """Checkpoint folders: round trip, atomic swap, and one clear CheckpointError per corruption."""
 import json
+import shutil
 import pickle
 
 import pytest
@@ -206,3 +207,16 @@ def test_folder_loads_with_huggingface_hub_mixin(tmp_path):
     got = HubNet.from_pretrained(str(tmp_path / "resnet56"))
     for (k, a), (_, b) in zip(got.state_dict().items(), model.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+def test_records_read_metrics_seeds_and_history_and_skip_broken_folders(tmp_path):
+    for name in ("plain20", "resnet20"):
+        shutil.copytree(ck.DEFAULT_ROOT / name, tmp_path / name)
+    (tmp_path / "resnet20" / "seeds").mkdir()
+    (tmp_path / "resnet20" / "seeds" / "seed1.json").write_text('{"test_error_pct": 8.0}')
+    (tmp_path / "plain20" / ck.CONFIG).write_text("{ broken")
+    recs = ck.records(tmp_path)
+    assert [r.spec.name for r in recs] == ["resnet20"]  # the broken folder is left to load() to report
+    r = recs[0]
+    assert r.metrics["test_error_pct"] == 8.36 and [m["test_error_pct"] for m in r.runs] == [8.36, 8.0]
+    assert r.history and r.history[-1]["iter"] == 64000.0

@@ -1,4 +1,5 @@
-"""figures.dashboard: trace counts, axes, labels and JSON round-trips on real introspection data."""
+"""figures.dashboard and figures.theme: trace counts, axes, labels, colours by kind and JSON round-trips
+on real introspection data."""
 import json
 
 import numpy as np
@@ -6,9 +7,10 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from figures import dashboard as figures
 from engine import introspection as I
 from engine import models
+from figures import dashboard as figures
+from figures.theme import PALETTE, colours
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,7 +29,12 @@ def rows():
 def flows():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(4, 3, 32, 32, generator=g), torch.randint(0, 10, (4,), generator=g)
-    return {f"{n} (init)": I.gradient_flow(fresh(n), x, y, bn_mode="train") for n in ("plain20", "resnet20")}
+    return {f"{n} (init)": {**I.gradient_flow(fresh(n), x, y, bn_mode="train"), "kind": models.get_spec(n).kind}
+            for n in ("plain20", "resnet20")}
+
+
+def kind_of(names):
+    return {n: models.get_spec(n).kind for n in names}
 
 
 def _roundtrip(fig):
@@ -40,7 +47,7 @@ def _roundtrip(fig):
 
 @pytest.mark.parametrize("names", [("plain20", "resnet20"), ("resnet20", "resnet56"), ("resnet56",)])
 def test_architecture_figure(rows, names):
-    fig = figures.architecture_figure({n: rows[n] for n in names})
+    fig = figures.architecture_figure({n: rows[n] for n in names}, kind_of(names))
     _roundtrip(fig)
     assert len(fig.data) == 4 * len(names)  # channels, H, params, FLOPs per model
     deepest = max((rows[n] for n in names), key=len)
@@ -57,9 +64,10 @@ def test_architecture_figure(rows, names):
 
 
 def test_architecture_figure_colours(rows):
-    fig = figures.architecture_figure({"plain20": rows["plain20"], "resnet20": rows["resnet20"]})
+    fig = figures.architecture_figure({"plain20": rows["plain20"], "resnet20": rows["resnet20"]},
+                                      kind_of(["plain20", "resnet20"]))
     plain, res = fig.data[0].line.color, fig.data[4].line.color
-    assert plain in figures.PLAIN_COLOURS and res in figures.RESIDUAL_COLOURS
+    assert plain == PALETTE["plain"][0] and res == PALETTE["residual"][0]
 
 
 def test_feature_map_figure(net):
@@ -79,7 +87,7 @@ def test_gradient_flow_figure(flows):
     assert len(fig.data) == 2
     assert fig.layout.yaxis.type == "log"
     plain, res = fig.data
-    assert plain.line.color in figures.PLAIN_COLOURS and res.line.color in figures.RESIDUAL_COLOURS
+    assert plain.line.color == PALETTE["plain"][0] and res.line.color == PALETTE["residual"][0]
     conv = flows["plain20 (init)"]["conv"]
     assert list(plain.x) == list(range(len(conv))) and list(plain.customdata) == [n for n, _ in conv]
     assert plain.customdata[0] == "layer3.2.conv2" and plain.customdata[-1] == "conv1"
@@ -89,27 +97,18 @@ def test_gradient_flow_figure(flows):
     assert "block output" in blocks.layout.title.text
 
 
-def test_gradient_flow_figure_colour_families():
+def test_colours_come_from_the_kind_not_the_name():
     flow = {"conv": [("a", 1.0), ("b", 0.1)], "blocks": [], "loss": 2.3}
-    fig = figures.gradient_flow_figure({"plain56": flow, "plain110": flow, "resnet56": flow, "resnet110": flow})
-    colours = [t.line.color for t in fig.data]
-    assert len(set(colours)) == 4
-    assert all(c in figures.PLAIN_COLOURS for c in colours[:2])
-    assert all(c in figures.RESIDUAL_COLOURS for c in colours[2:])
-
-
-def test_heatmap_figure():
-    rng = np.random.default_rng(0)
-    arrays = {"image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
-              "saliency": rng.random((32, 32)) * 255}
-    fig = figures.heatmap_figure(arrays, title="attribution")
-    _roundtrip(fig)
-    assert len(fig.data) == 2 and all(isinstance(t, go.Image) for t in fig.data)
-    assert np.asarray(fig.data[1].z).shape == (32, 32, 3)
-    assert [a.text for a in fig.layout.annotations] == ["image", "saliency"]
+    series = {"plain56": "plain", "deep one": "plain", "resnet56": "residual", "plainly residual": "residual"}
+    fig = figures.gradient_flow_figure({n: {**flow, "kind": k} for n, k in series.items()})
+    got = [t.line.color for t in fig.data]
+    assert got == [PALETTE["plain"][0], PALETTE["plain"][1], PALETTE["residual"][0], PALETTE["residual"][1]]
+    assert colours(series) == dict(zip(series, got))
+    many = colours({f"p{i}": "plain" for i in range(8)})  # more series than colours: the family cycles
+    assert list(many.values())[len(PALETTE["plain"])] == PALETTE["plain"][0]
 
 
 def test_empty_inputs():
-    for fig in (figures.architecture_figure({}), figures.feature_map_figure({}),
-                figures.gradient_flow_figure({}), figures.heatmap_figure({})):
+    for fig in (figures.architecture_figure({}, {}), figures.feature_map_figure({}),
+                figures.gradient_flow_figure({})):
         _roundtrip(fig)

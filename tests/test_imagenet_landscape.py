@@ -1,11 +1,12 @@
-"""research/arch_cost.py (counts vs the paper, on the meta device), research/landscape.py (small fresh CIFAR nets,
-few images) and figures/cost.py."""
+"""research/arch_cost.py (counts vs the paper, on the meta device), research/landscape.py (small fresh
+CIFAR nets, few images), figures/cost.py and figures/landscape.py."""
 import numpy as np
 import pytest
 import torch
 
-from figures import cost as figures_arch
-from research import arch_cost as imagenet, landscape
+from figures import cost as figures_cost, landscape as figures_landscape
+from engine.settings import Settings
+from research import arch_cost, landscape, precompute
 from engine import models
 
 # the paper's multiply-adds per 224x224 image (Table 1; VGG-19 from Sec. 3.3), in G
@@ -15,26 +16,26 @@ PAPER = {"vgg19": 19.6, "resnet18": 1.8, "resnet34": 3.6, "plain34": 3.6, "resne
 
 @pytest.mark.parametrize("arch,gmacs", sorted(PAPER.items()))
 def test_flops_match_paper(arch, gmacs):
-    r = imagenet.count(arch)
+    r = arch_cost.count(arch)
     assert r["macs"] == r["flops"] // 2 and r["arch"] == arch
     assert abs(r["macs"] / 1e9 - gmacs) / gmacs < 0.05, r
 
 
 def test_params_match_torchvision_reference():
     # well-known parameter counts of torchvision's nets
-    assert imagenet.count("resnet50")["params"] == 25_557_032
-    assert imagenet.count("resnet34")["params"] == 21_797_672
-    assert imagenet.count("vgg16")["params"] == 138_357_544
+    assert arch_cost.count("resnet50")["params"] == 25_557_032
+    assert arch_cost.count("resnet34")["params"] == 21_797_672
+    assert arch_cost.count("vgg16")["params"] == 138_357_544
     # torchvision's own stride placement (v1.5) costs more; parameters unchanged
-    tv = imagenet.count("resnet50", paper_strides=False)
-    assert tv["params"] == 25_557_032 and tv["macs"] > imagenet.count("resnet50")["macs"]
+    tv = arch_cost.count("resnet50", paper_strides=False)
+    assert tv["params"] == 25_557_032 and tv["macs"] > arch_cost.count("resnet50")["macs"]
 
 
 @pytest.mark.parametrize("depth", [34, 50])
 def test_plain_is_resnet_minus_shortcuts(depth):
     """FlopCounterMode counts convs and matmuls only, so the additions cost nothing in "flops":
     plainN = resnetN minus exactly its projection shortcuts, in FLOPs and in parameters."""
-    res, plain = imagenet.count(f"resnet{depth}"), imagenet.count(f"plain{depth}")
+    res, plain = arch_cost.count(f"resnet{depth}"), arch_cost.count(f"plain{depth}")
     assert res["projection_flops"] > 0 and plain["projection_flops"] == 0
     assert plain["flops"] == res["flops"] - res["projection_flops"]
     assert plain["params"] == res["params"] - res["projection_params"]
@@ -43,17 +44,19 @@ def test_plain_is_resnet_minus_shortcuts(depth):
 
 def test_plain_net_runs_without_shortcut():
     with torch.device("meta"):
-        net = imagenet.build("plain18")
+        net = arch_cost.build("plain18")
         out = net(torch.empty(2, 3, 224, 224))
     assert out.shape == (2, 1000)
     assert not any("downsample" in n for n, _ in net.named_parameters())
 
 
-def test_table_and_precompute_are_json():
+def test_table_and_stored_view_are_json():
     import json
 
-    rows = imagenet.precompute()["table"]
-    assert [r["arch"] for r in rows] == list(imagenet.ARCHS)
+    data, names = precompute.costs(Settings())
+    rows = data["table"]
+    assert names == [] and rows == arch_cost.table()
+    assert [r["arch"] for r in rows] == list(arch_cost.ARCHS)
     json.dumps(rows)
     by = {r["arch"]: r for r in rows}
     assert by["vgg19"]["macs"] > 5 * by["resnet34"]["macs"]  # the paper: 19.6 G vs 3.6 G
@@ -61,12 +64,12 @@ def test_table_and_precompute_are_json():
 
 def test_stack_vs_single():
     c = 64
-    r = imagenet.stack_vs_single(2, c)
+    r = arch_cost.stack_vs_single(2, c)
     assert r["params_stacked"] == 18 * c * c and r["params_single"] == 25 * c * c
     assert r["receptive_field_stacked"] == r["receptive_field_single"] == 5
     assert r["nonlinearities_stacked"] == 2 and r["nonlinearities_single"] == 1
     assert r["ratio"] == pytest.approx(18 / 25)
-    r3 = imagenet.stack_vs_single(3, c)
+    r3 = arch_cost.stack_vs_single(3, c)
     assert r3["params_stacked"] == 27 * c * c and r3["params_single"] == 49 * c * c
 
 
@@ -135,31 +138,31 @@ def test_surface_shape_and_centre(small):
     assert np.isfinite(landscape.surface(plain, x[:8], y[:8], [0.0, 1.0], [0.0])["loss"]).all()
 
 
-def test_default_names(tmp_path):
-    assert landscape.default_names(tmp_path) == []
-    assert landscape.precompute(root=tmp_path) == {}
+def test_grids():
+    assert landscape.grid(1.0, 5) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    assert len(landscape.LIVE_ALPHAS) == 13 and landscape.LIVE_ALPHAS[6] == 0.0
 
 
 # ---------------------------------------------------------------- figures
 
 def test_figures():
-    rows = imagenet.table()
-    fig = figures_arch.imagenet_figure(rows)
+    rows = arch_cost.table()
+    fig = figures_cost.imagenet_figure(rows)
     assert len(fig.data) >= 3
     fig.to_json()
-    fig = figures_arch.stack_figure([imagenet.stack_vs_single(k, 64) for k in (1, 2, 3)])
+    fig = figures_cost.stack_figure([arch_cost.stack_vs_single(k, 64) for k in (1, 2, 3)])
     assert len(fig.data) == 2
     fig.to_json()
-    lines = {"plain20": {"alpha": [-1, 0, 1], "loss": [5.0, 0.1, 4.0], "err": [90, 5, 80]},
-             "resnet20": {"alpha": [-1, 0, 1], "loss": [2.0, 0.1, 2.0], "err": [60, 5, 60]}}
-    fig = figures_arch.landscape_line_figure(lines)
+    lines = {"plain20": {"alpha": [-1, 0, 1], "loss": [5.0, 0.1, 4.0], "err": [90, 5, 80], "kind": "plain"},
+             "resnet20": {"alpha": [-1, 0, 1], "loss": [2.0, 0.1, 2.0], "err": [60, 5, 60], "kind": "residual"}}
+    fig = figures_landscape.landscape_line_figure(lines)
     assert len(fig.data) == 2
     fig.to_json()
     surf = {n: {"alpha": [-1, 0, 1], "beta": [-1, 0, 1],
                 "loss": [[3, 2, 3], [2, 0.1, 2], [3, 2, float("inf")]]} for n in ("plain20", "resnet20")}
     for kind in ("contour", "surface"):
-        fig = figures_arch.landscape_surface_figure(surf, kind)
+        fig = figures_landscape.landscape_surface_figure(surf, kind)
         assert len(fig.data) == 2
         fig.to_json()
     with pytest.raises(ValueError):
-        figures_arch.landscape_surface_figure(surf, "bars")
+        figures_landscape.landscape_surface_figure(surf, "bars")

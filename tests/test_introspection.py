@@ -76,18 +76,6 @@ def test_architecture_leaves_model_alone():
     assert all(torch.equal(before[k], after[k]) for k in before)  # BN stats untouched (eval inside)
 
 
-def test_stage_summary():
-    model = fresh("resnet20b")
-    rows = I.architecture(model)
-    summary = I.stage_summary(rows)
-    assert [s["stage"] for s in summary] == ["stem", "layer1", "layer2", "layer3", "head"]
-    assert [s["blocks"] for s in summary] == [1, 3, 3, 3, 1]
-    assert [s["shape"] for s in summary] == [(16, 32, 32), (16, 32, 32), (32, 16, 16), (64, 8, 8), (10,)]
-    assert sum(s["params"] for s in summary) == models.count_params(model)
-    assert sum(s["flops"] for s in summary) == hand_flops("resnet20b")
-    assert summary[2]["params"] == sum(p.numel() for p in model.layer2.parameters())
-
-
 @pytest.mark.parametrize("channels", [8, 3])
 def test_feature_maps(channels, net):
     model = net("resnet20")

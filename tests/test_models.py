@@ -123,3 +123,26 @@ def test_captum_safe_relus(name, net):
     for h in hooks:
         h.remove()
     assert set(calls.values()) == {1}
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_spec_is_the_truth(name):
+    """Kind, depth and option come from the spec; pair/twin/find agree with it for every model."""
+    spec = models.get_spec(name)
+    assert spec.kind == ("residual" if spec.shortcut else "plain")
+    assert models.find(spec.depth, spec.shortcut) == name
+    if spec.depth in models.DEPTHS and spec.shortcut != "B":
+        plain, residual = models.pair(spec.depth)
+        assert name in (plain, residual) and models.twin(name) == (residual if name == plain else plain)
+        assert models.get_spec(plain).kind == "plain" and models.get_spec(residual).shortcut == "A"
+    else:
+        assert models.twin(name) is None
+
+
+def test_deepest_pair():
+    assert models.deepest_pair([]) is None
+    assert models.deepest_pair(["plain20", "resnet56", "resnet20b"]) is None  # no complete pair
+    assert models.deepest_pair(["resnet20", "plain20", "plain56", "resnet110"]) == ("plain20", "resnet20")
+    assert models.deepest_pair(models.list_models()) == ("plain110", "resnet110")
+    with pytest.raises(KeyError, match="no plain/residual pair at depth 1202"):
+        models.pair(1202)

@@ -1,5 +1,5 @@
 """Lesion study (research/lesion.py), shattered gradients (research/shattered.py) and their figures
-(figures/probes.py), on small fresh models with BN calibrated (shattered.at_init)."""
+(figures/probes.py), on small fresh models with BN calibrated (engine.models.calibrated)."""
 import copy
 import json
 
@@ -8,22 +8,21 @@ import pytest
 import torch
 
 from engine import data, models
-from research import lesion, shattered
-from serving import zoo
+from engine.settings import Settings
 from figures.probes import lesion_figure, random_lesion_figure, shattered_figure
+from research import lesion, shattered
 
 NAMES = ("resnet20", "plain20", "resnet20b")
 
 
 @pytest.fixture(scope="module")
 def nets():
-    return {n: shattered.at_init(n, seed=0) for n in NAMES}
+    return {n: models.calibrated(n, seed=0) for n in NAMES}
 
 
 @pytest.fixture(scope="module")
 def sample():
-    x, y = zoo.test_sample()
-    return x, y
+    return data.load_sample(Settings().sample)
 
 
 def _x(sample, n=4):
@@ -36,14 +35,17 @@ def test_blocks_in_forward_order(nets):
         assert lesion.blocks(m) == expected
 
 
-def test_at_init_deterministic_and_eval(nets):
-    m = shattered.at_init("resnet20", seed=0)
+def test_calibrated_deterministic_and_eval(nets):
+    m = models.calibrated("resnet20", seed=0)
     assert not m.training
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(m(x), nets["resnet20"](x))
     state = torch.random.get_rng_state()
-    shattered.at_init("plain20", seed=3)
+    other = models.calibrated("resnet20", seed=3)
     assert torch.equal(state, torch.random.get_rng_state())  # global RNG untouched
+    assert not torch.equal(other.conv1.weight, m.conv1.weight)
+    bn = m.layer3[2].bn2  # running statistics set from the batch, not left at (0, 1)
+    assert bn.running_var.min() > 0 and not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -85,9 +87,8 @@ def test_deleted_block_semantics(nets, sample):
         m = nets["resnet20b"]
         st = lesion.lesioned(m, "layer3.0").forward_stages(x, blocks=True)
         torch.testing.assert_close(st["layer3.0"], torch.relu(m.layer3[0].shortcut(st["layer2"])))
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="unknown block"):
         lesion.lesioned(nets["resnet20"], ["layer4.0"])
-    assert "Deleting block" in lesion.DEFINITION
 
 
 def test_lesion_errors_and_random(nets, sample):
@@ -108,20 +109,13 @@ def test_lesion_errors_and_random(nets, sample):
     assert lesion.default_ks(model) == list(range(1, 10))
 
 
-def test_precompute_any_subset(tmp_path):
-    assert lesion.precompute(root=tmp_path, log=None) == {}
-    if not zoo.shipped():
-        pytest.skip("no shipped checkpoints")
-    x, y = zoo.test_sample()
-    out = lesion.precompute(n_images=10, draws=1, ks=(2,), log=None)
-    assert set(out) == set(zoo.shipped())
-    for name, d in out.items():
-        assert len(d["single"]) == 3 * models.get_spec(name).blocks_per_stage and d["random"]["k"] == [2]
-        assert "first 10 " in d["images"] or "assets" in d["images"]
-        assert d["residual"] == (not name.startswith("plain"))
-    json.dumps(out)
-    fig = lesion_figure(out)
-    assert len(fig.data) == 2 * len(out)
+def test_study_of_one_model(nets, sample):
+    x, y = sample
+    for name in ("plain20", "resnet20"):
+        out = lesion.study(nets[name], x[:10], y[:10], data.NORMALIZATION, ks=(2,), draws=1)
+        assert out["kind"] == models.get_spec(name).kind
+        assert [b for b, _ in out["single"]] == lesion.blocks(nets[name]) and out["random"]["k"] == [2]
+        json.dumps(out)
 
 
 @pytest.mark.parametrize("name", ["resnet20", "plain20"])
@@ -166,18 +160,21 @@ def test_autocorrelation():
 
 
 def test_figures(nets, sample):
-    fake = {"plain20": {"baseline": 9.8, "single": [["layer1.0", 50.0], ["layer1.1", 60.0]],
+    fake = {"plain20": {"baseline": 9.8, "single": [["layer1.0", 50.0], ["layer1.1", 60.0]], "kind": "plain",
                         "random": {"k": [1, 2], "mean": [55.0, 80.0], "std": [5.0, 3.0]}},
-            "resnet20": {"baseline": 8.1, "single": [("layer1.0", 12.0), ("layer1.1", 9.0)],
+            "resnet20": {"baseline": 8.1, "single": [("layer1.0", 12.0), ("layer1.1", 9.0)], "kind": "residual",
                          "random": {"k": [1, 2], "mean": [10.0, 14.0], "std": [1.0, 2.0]}}}
     for fig in (lesion_figure(fake), random_lesion_figure(fake), lesion_figure({}), random_lesion_figure({})):
         fig.to_json()
     assert len(lesion_figure(fake).data) == 4 and len(random_lesion_figure(fake).data) == 2
+    assert "no lesion data" in lesion_figure({}).layout.annotations[0].text
     xa = _x(sample, 2)
-    lines = {n: shattered.gradient_line(nets[n], xa[0], xa[1], points=16) for n in ("plain20", "resnet20")}
-    lines["plain20"]["acf"] = shattered.autocorrelation(lines["plain20"]["g"], 10)
+    lines = shattered.lines({n: (nets[n], xa[0], xa[1]) for n in ("plain20", "resnet20")}, points=16)
+    assert [v["kind"] for v in lines.values()] == ["plain", "residual"]
+    assert lines["plain20"]["autocorr"] == shattered.autocorrelation(lines["plain20"]["g"])
     fig = shattered_figure(lines, max_lag=10)
-    assert len(fig.data) == 4
+    assert len(fig.data) == 4 and len(fig.data[1].y) == 11  # the stored autocorrelation, lags 0..10
+    assert fig.data[0].line.color != fig.data[2].line.color  # plain warm, residual cool
     json.loads(fig.to_json())
     assert fig.data[0].line.color != fig.data[2].line.color
     shattered_figure({}).to_json()

@@ -4,67 +4,103 @@ Each view must render from shipped data (or say precisely what is missing) and i
 public: results, curves, layer_responses, lesion, landscape, shattered, vgg_vs_resnet.
 """
 import csv
+import json
 
 import pytest
+from gradio_client.exceptions import AppError
 
-from research import store as cache
-from serving import zoo
+from engine import checkpoints
+from engine.settings import Settings
+from research.precompute import Store
+from ui.research_tabs import VIEWS
 
-ENDPOINTS = ["/results", "/curves", "/layer_responses", "/lesion", "/landscape", "/shattered", "/vgg_vs_resnet"]
+SHIPPED = [f.name for f in checkpoints.list_folders()]
+
+
+def _fig(plot) -> dict:
+    """The plotly figure of a gr.Plot output, as the client receives it."""
+    return json.loads(plot["plot"])
+
+
+def _names(plot) -> list[str]:
+    return [t.get("name") for t in _fig(plot)["data"]]
 
 
 def test_research_endpoints_are_public(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert set(ENDPOINTS) <= names
+    assert {f"/{v.key}" for v in VIEWS} <= names and len(VIEWS) == 7
 
 
 def test_results_table_and_csv(client):
     table, diag, path = client.predict(api_name="/results")
     rows = list(csv.DictReader(open(path)))
-    assert {r["model"] for r in rows} == set(zoo.shipped())
+    assert [r["model"] for r in rows] == SHIPPED == [r[0] for r in table["data"]]
     assert {"model", "layers", "params", "flops", "train_err", "test_err", "paper_err", "diagnosis"} <= set(rows[0])
-    assert "degradation" in diag.lower() and table["data"]
+    by = {r["model"]: r for r in rows}
+    assert float(by["resnet20"]["test_err"]) == 8.36 and float(by["resnet20"]["paper_err"]) == 8.75
+    assert "Degradation vs overfitting" in diag and "- `resnet20` (nothing shallower shipped)" in diag
+    assert "Not shipped yet (missing from this view): plain32, resnet32" in diag
+    _, _, again = client.predict(api_name="/results")  # the same table: the same file, none leaked
+    assert open(again).read() == open(path).read() and again.rsplit("/", 1)[1] == path.rsplit("/", 1)[1]
 
 
 def test_curves(client):
     fig, note = client.predict(False, api_name="/curves")
-    assert fig
+    assert sorted(_names(fig)) == sorted(f"{n} {s}" for n in SHIPPED for s in ("train", "test"))
+    assert "plain56" in note
     fig_log, _ = client.predict(True, api_name="/curves")
-    assert fig_log
+    assert _fig(fig_log)["layout"]["yaxis"]["type"] == "log"
 
 
-@pytest.mark.parametrize("view, args", [("/layer_responses", (False,)), ("/lesion", ()), ("/shattered", ("init", 110)),
-                                        ("/vgg_vs_resnet", (64,)), ("/landscape", ("surface",))])
-def test_precomputed_views_render_from_shipped_assets(client, view, args):
-    assert cache.load(view.strip("/")) is not None, "stale or missing: run python -m research.precompute"
+@pytest.mark.parametrize("view, args, traces", [
+    ("/layer_responses", (False,), len(SHIPPED)),
+    ("/lesion", (), 2 * len(SHIPPED) + 0),
+    ("/shattered", ("init", 110), 4),
+    ("/vgg_vs_resnet", (64,), 4),
+    ("/landscape", ("surface",), len(SHIPPED)),
+])
+def test_precomputed_views_render_from_shipped_assets(client, view, args, traces):
+    store = Store(Settings())
+    assert store.load(view.strip("/")) is not None, "stale or missing: run python -m research.precompute"
     out = client.predict(*args, api_name=view)
-    assert all(o for o in out)
+    assert len(_fig(out[0])["data"]) == traces
+    if isinstance(out[-1], str):
+        assert "computed" in out[-1] and "STALE" not in out[-1]
 
 
 def test_landscape_line_is_live(client):
     line, surface, info = client.predict("contour", api_name="/landscape")
-    assert line and "landscape" in info
+    assert _names(line) == ["plain20", "resnet20"] and len(_fig(line)["data"][0]["x"]) == 13
+    assert [t["type"] for t in _fig(surface)["data"]] == ["contour", "contour"]
+    assert info.startswith("landscape: computed") and "(current)" in info
 
 
-@pytest.mark.parametrize("weights, depth", [("trained", 20), ("init", 56)])
-def test_shattered(client, weights, depth):
+@pytest.mark.parametrize("weights, depth, names", [("trained", 20, ["plain20 (trained)", "resnet20 (trained)"]),
+                                                   ("init", 56, ["plain56 (init)", "resnet56 (init)"])])
+def test_shattered(client, weights, depth, names):
     fig, note = client.predict(weights, depth, api_name="/shattered")
-    assert fig and "lag 1" in note
+    assert [n for n in _names(fig) if n] [:2] == names
+    assert all(f"`{n}`: autocorrelation at lag 1" in note for n in names)
+
+
+def test_shattered_trained_needs_a_shipped_pair(client):
+    with pytest.raises(AppError, match="Neither model is shipped at this depth"):
+        client.predict("trained", 56, api_name="/shattered")
 
 
 def test_vgg_vs_resnet(client):
     fig, stack, table = client.predict(64, api_name="/vgg_vs_resnet")
     archs = [r[0] for r in table["data"]]
-    assert "vgg19" in archs and "resnet34" in archs and fig and stack
+    assert archs[:2] == ["vgg16", "vgg19"] and "resnet34" in archs
+    assert [t["name"] for t in _fig(fig)["data"]][:3] == ["VGG", "plain", "ResNet"]
+    assert len(_fig(stack)["data"]) == 2
 
 
-def test_bad_research_parameters_are_refused(client):
-    # Gradio checks choices itself (a specific message); the handlers check again for direct calls
-    with pytest.raises(Exception, match="depth|not in the list of choices"):
-        client.predict("init", 21, api_name="/shattered")
-    with pytest.raises(Exception, match="channels|maximum|greater"):
-        client.predict(5000, api_name="/vgg_vs_resnet")
-    with pytest.raises(Exception, match="kind|not in the list of choices"):
-        client.predict("pie", api_name="/landscape")
-
-
+@pytest.mark.parametrize("args, api, message", [
+    (("init", 21), "/shattered", "not in the list of choices"),
+    ((5000,), "/vgg_vs_resnet", "maximum"),
+    (("pie",), "/landscape", "not in the list of choices"),
+])
+def test_bad_research_parameters_are_refused(client, args, api, message):
+    with pytest.raises(AppError, match=message):  # Gradio checks choices and ranges itself
+        client.predict(*args, api_name=api)

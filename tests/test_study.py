@@ -1,4 +1,5 @@
-"""research/study.py and figures/study.py on a temporary checkpoint root of tiny fresh models."""
+"""research/study.py and figures/study.py on a temporary checkpoint root of tiny fresh models (read
+with engine.checkpoints.records), and the layer-response view of the precompute driver."""
 import json
 import math
 
@@ -7,9 +8,10 @@ import pytest
 import torch
 
 from engine import checkpoints, models
-from figures import study as figures_study
-from research import study
-from tests.conftest import ready
+from engine.settings import Settings
+from figures import study as figures_study, theme
+from research import precompute, study
+from ui import text
 
 # (train_err, test_err): plain32 worse at both -> degradation; resnet32 (mean over 3 seeds: train
 # 4 = resnet20's, test 11 > 9) -> overfitting; resnet20b has nothing shallower -> "—"
@@ -38,7 +40,7 @@ def root(tmp_path_factory):
 
 
 def test_results_table(root):
-    df = study.results_table(root)
+    df = study.results_table(checkpoints.records(root))
     assert list(df.columns) == study.COLUMNS
     assert list(df["model"]) == ["plain20", "plain32", "resnet20", "resnet32", "resnet20b"]
     r = df.set_index("model")
@@ -58,9 +60,12 @@ def test_results_table(root):
     assert r.loc["resnet20", "paper_err"] == 8.75 and math.isnan(r.loc["plain20", "paper_err"])
     assert dict(r["diagnosis"]) == {"plain20": "—", "plain32": "degradation", "resnet20": "—",
                                     "resnet32": "overfitting", "resnet20b": "—"}
-    text = study.diagnosis_text(df)
-    assert "Degradation" in text and "Overfitting" in text
-    assert "`plain32` vs `plain20`" in text and "**degradation**" in text and "**overfitting**" in text
+    assert dict(r["reference"].dropna()) == {"plain32": "plain20", "resnet32": "resnet20"}
+    md = text.diagnosis(df.to_dict("records"))
+    assert "Degradation" in md and "Overfitting" in md
+    assert "- `plain32` vs `plain20`: train 7.00%, test 12.00% → **degradation**" in md
+    assert "- `resnet32` vs `resnet20`: train 4.00%, test 11.00% → **overfitting**" in md
+    assert "- `resnet20b` (nothing shallower shipped)" in md
 
 
 def test_verdicts():
@@ -72,18 +77,19 @@ def test_verdicts():
     assert study._verdict(row(2, math.nan), row(2, 6)) == "—"
 
 
-def test_empty_root(tmp_path):
-    df = study.results_table(tmp_path / "none")
+def test_empty_root(tmp_path, cifar_dir):
+    assert checkpoints.records(tmp_path / "none") == []
+    df = study.results_table([])
     assert list(df.columns) == study.COLUMNS and len(df) == 0
-    assert "No checkpoints" in study.diagnosis_text(df)
-    assert study.curves(tmp_path) == {}
-    assert study.precompute_layer_responses(tmp_path) == {}
-    figures_study.curves_figure({}).to_json()
-    figures_study.layer_responses_figure({}).to_json()
+    assert "No checkpoints shipped yet" in text.diagnosis([])
+    assert study.curves([]) == {}
+    assert precompute.layer_responses(Settings(checkpoints=tmp_path, data_dir=cifar_dir), limit=4) == ({}, [])
+    for fig in (figures_study.curves_figure({}), figures_study.layer_responses_figure({})):
+        assert fig.layout.annotations[0].text.startswith("no ")
 
 
 def test_curves_and_figure(root):
-    c = study.curves(root)
+    c = study.curves(checkpoints.records(root))
     assert set(c) == set(FAKE)
     assert c["plain32"]["iter"] == [1.0, 2.0, 3.0]
     assert c["plain32"]["test_err"][-1] == pytest.approx(12.0 + 10 / 3)
@@ -93,7 +99,8 @@ def test_curves_and_figure(root):
     by_name = {t.name: t for t in fig.data}
     assert by_name["plain20 train"].line.dash == "dash" and by_name["plain20 test"].line.dash == "solid"
     assert by_name["plain20 test"].xaxis == "x" and by_name["resnet20 test"].xaxis == "x2"
-    assert by_name["plain20 test"].line.color == by_name["resnet20 test"].line.color  # colour = depth
+    assert by_name["plain20 test"].line.color in theme.PALETTE["plain"]  # plain warm, residual cool
+    assert by_name["resnet20 test"].line.color in theme.PALETTE["residual"]
     assert by_name["plain20 test"].line.color != by_name["plain32 test"].line.color
     assert "iteration" in by_name["plain20 test"].hovertemplate
     assert figures_study.curves_figure(c, log_y=True).layout.yaxis.type == "log"
@@ -101,7 +108,7 @@ def test_curves_and_figure(root):
 
 
 def test_layer_responses():
-    model = ready("plain20")
+    model = models.calibrated("plain20")
     x = torch.randn(24, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     res = study.layer_responses(model, x, batch_size=10)
     assert len(res) == 19
@@ -123,20 +130,21 @@ def test_layer_responses():
 
 
 def test_layer_responses_figure():
-    data = {"plain20": {"layers": ["a", "b", "c"], "std": [1.0, 3.0, 2.0]},
-            "resnet20": {"layers": ["a", "b", "c"], "std": [0.5, 0.2, 0.9]}}
+    data = {"plain20": {"layers": ["a", "b", "c"], "std": [1.0, 3.0, 2.0], "kind": "plain"},
+            "resnet20": {"layers": ["a", "b", "c"], "std": [0.5, 0.2, 0.9], "kind": "residual"}}
     fig = figures_study.layer_responses_figure(data)
     assert [t.name for t in fig.data] == ["plain20", "resnet20"]
     assert list(fig.data[0].y) == [1.0, 3.0, 2.0] and list(fig.data[0].x) == [1, 2, 3]
-    assert fig.data[0].line.color in figures_study.PLAIN_FAMILY
-    assert fig.data[1].line.color in figures_study.RESIDUAL_FAMILY
+    assert fig.data[0].line.color in theme.PALETTE["plain"]
+    assert fig.data[1].line.color in theme.PALETTE["residual"]
     s = figures_study.layer_responses_figure(data, sorted_=True)
     assert list(s.data[0].y) == [3.0, 2.0, 1.0] and list(s.data[0].customdata) == ["b", "c", "a"]
     s.to_json()
 
 
 def test_precompute_layer_responses(root, cifar_dir):
-    out = study.precompute_layer_responses(root, cifar_dir, limit=20)
-    assert set(out) == set(FAKE)
+    out, names = precompute.layer_responses(Settings(checkpoints=root, data_dir=cifar_dir), limit=20)
+    assert set(out) == set(FAKE) == set(names)
+    assert out["plain32"]["kind"] == "plain" and out["resnet20b"]["kind"] == "residual"
     assert len(out["plain32"]["std"]) == 31 and len(out["resnet20"]["layers"]) == 19
     assert all(np.isfinite(s) and s > 0 for d in out.values() for s in d["std"])

@@ -1,0 +1,52 @@
+"""One look for every figure: template, font, palette, layout, and the empty-figure message.
+
+Plain nets are drawn in warm colours and residual nets in cool ones, everywhere; which is which
+comes from the data (each series' "kind", read from the model's spec upstream), never from its
+name. Figures fill their container's width (autosize) and leave room above the plot for the
+title and a horizontal legend.
+"""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+TEMPLATE = "plotly_white"
+FONT = dict(family="Inter, Helvetica, Arial, sans-serif", size=13)
+PALETTE = {  # in order of appearance: callers pass series shallow to deep
+    "plain": ("#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#a50026"),
+    "residual": ("#1f77b4", "#17becf", "#2ca02c", "#9467bd", "#393b79", "#081d58"),
+    "vgg": ("#7f7f7f",),
+}
+DASH = {"plain": "dash", "residual": "solid", "vgg": "dot"}
+
+
+def colours(kinds: dict[str, str]) -> dict[str, str]:
+    """{series: colour} for {series: kind}: the n-th series of a kind gets that kind's n-th colour."""
+    out, seen = {}, {}
+    for name, kind in kinds.items():
+        family = PALETTE[kind]
+        out[name] = family[seen.get(kind, 0) % len(family)]
+        seen[kind] = seen.get(kind, 0) + 1
+    return out
+
+
+def kinds(data: dict) -> dict[str, str]:
+    """{series: kind} of a dict of per-series entries that each carry "kind"."""
+    return {name: entry["kind"] for name, entry in data.items()}
+
+
+def layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+    fig.update_layout(template=TEMPLATE, autosize=True, height=height + (30 if title else 0), font=FONT,
+                      title=dict(text=title, x=0.01, y=0.99, yanchor="top") if title else None,
+                      margin=dict(l=70, r=30, t=100 if title else 50, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0.0))
+    return fig
+
+
+def empty(title: str, message: str, height: int = 300) -> go.Figure:
+    """A figure that says why there is nothing to show."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(size=15, color="#666"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return layout(fig, title, height)

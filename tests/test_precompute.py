@@ -1,0 +1,59 @@
+"""`python -m research.precompute`, as a user runs it: views written stamped to --out from --checkpoints,
+read back current by Store; a clear exit without CIFAR-10; the driver's views on a tiny subset."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from engine import checkpoints
+from engine.settings import Settings
+from research import precompute
+from research.precompute import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "research.precompute", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_cli_writes_stamped_views(tmp_path, cifar_dir):
+    ck = tmp_path / "ck"
+    shutil.copytree(checkpoints.DEFAULT_ROOT / "resnet20", ck / "resnet20")
+    out = tmp_path / "research"
+    r = _run("--views", "vgg_vs_resnet", "shattered", "--checkpoints", str(ck), "--out", str(out),
+             "--data-dir", str(cifar_dir))
+    assert r.returncode == 0, r.stderr
+    assert "vgg_vs_resnet:" in r.stdout and "shattered:" in r.stdout and "(checkpoints: resnet20)" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["shattered.json", "vgg_vs_resnet.json"]
+    doc = json.loads((out / "shattered.json").read_text())
+    assert list(doc["stamp"]) == ["resnet20"] and doc["shipped"] == ["resnet20"]
+    store = Store(Settings(checkpoints=ck, research=out))
+    data = store.load("shattered")
+    assert list(data["trained20"]["lines"]) == ["resnet20 (trained)"]  # plain20 is not in this folder
+    assert data["trained20"]["notes"] == ["`plain20`: unavailable. plain20 has no trained checkpoint yet"]
+    assert list(data["init110"]["lines"]) == ["plain110 (init)", "resnet110 (init)"]
+    assert data["init110"]["lines"]["plain110 (init)"]["kind"] == "plain"
+    assert store.load("vgg_vs_resnet")["table"][0]["arch"] == "vgg16"
+
+
+def test_cli_without_data_says_how_to_get_it(tmp_path):
+    r = _run("--views", "layer_responses", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path))
+    assert r.returncode == 1 and "CIFAR-10 (binary version) was not found" in r.stderr
+    assert "Traceback" not in r.stderr and not list(tmp_path.glob("*.json"))
+
+
+def test_lesion_and_landscape_views_on_a_subset(tmp_path, cifar_dir):
+    for name in ("plain20", "resnet20"):
+        shutil.copytree(checkpoints.DEFAULT_ROOT / name, tmp_path / name)
+    s = Settings(checkpoints=tmp_path, data_dir=cifar_dir)
+    data, names = precompute.lesions(s, n_images=20)
+    assert names == ["plain20", "resnet20"] and data["plain20"]["images"] == "first 20 of the CIFAR-10 test set"
+    assert [d["kind"] for d in data.values()] == ["plain", "residual"] and len(data["resnet20"]["single"]) == 9
+    surf, names = precompute.surfaces(s, n_images=16, steps=3, device="cpu")
+    assert names == ["plain20", "resnet20"] and surf["resnet20"]["alpha"] == [-1.0, 0.0, 1.0]
+    assert surf["resnet20"]["n_images"] == 16 and len(surf["resnet20"]["loss"]) == 3
+    shutil.rmtree(tmp_path / "plain20")  # no complete pair: no landscape
+    assert precompute.surfaces(s) == ({}, [])

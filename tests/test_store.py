@@ -1,0 +1,36 @@
+"""research.precompute.Store: stored views come back only while the checkpoints they were computed from
+are unchanged; the shipped views are current."""
+import json
+import shutil
+
+from engine import checkpoints
+from engine.settings import Settings
+from research.precompute import VIEWS, Store
+
+
+def test_a_changed_checkpoint_makes_the_view_stale(tmp_path):
+    root = tmp_path / "ck"
+    shutil.copytree(checkpoints.DEFAULT_ROOT / "resnet20", root / "resnet20")
+    store = Store(Settings(checkpoints=root, research=tmp_path / "research"))
+    assert store.load("demo") is None and "not precomputed" in store.info("demo")
+    store.save("demo", {"x": [1, 2]}, ["resnet20"])
+    assert store.load("demo") == {"x": [1, 2]} and "current" in store.info("demo")
+    assert "from resnet20" in store.info("demo")
+    m = root / "resnet20" / checkpoints.METRICS  # retrained: a new sha256 invalidates the view
+    metrics = json.loads(m.read_text())
+    m.write_text(json.dumps({**metrics, "weights_sha256": "0" * 64}))
+    assert store.load("demo") is None and "STALE" in store.info("demo")
+    m.write_text("{ not json")  # damaged: stale, never a crash
+    assert store.load("demo") is None and "STALE" in store.info("demo")
+    shutil.rmtree(root / "resnet20")  # removed: stale too
+    assert store.load("demo") is None
+    store.save("demo", {"x": 1}, [])
+    assert store.load("demo") == {"x": 1}
+    shutil.copytree(checkpoints.DEFAULT_ROOT / "plain20", root / "plain20")  # a newly shipped model: stale
+    assert store.load("demo") is None
+
+
+def test_shipped_views_are_current():
+    store = Store(Settings())
+    for view in VIEWS:
+        assert store.load(view) is not None, f"{view}: {store.info(view)} (run python -m research.precompute)"

@@ -1,0 +1,140 @@
+"""Every sentence the dashboard shows: tab introductions, notes built from results, the banner.
+
+Pure functions from data (Served models, result rows, flows) to Markdown; no gradio, no torch.
+The numbers in the tab introductions are the paper's (He et al. 2016, Veit et al. 2016, Li et al.
+2018, Balduzzi et al. 2017); our measured numbers are only ever formatted from data.
+"""
+from __future__ import annotations
+
+import math
+
+INTRO = {
+    "classify": "Both nets have the same layers and the same parameters; the residual one only adds each "
+                "block's input to its output, y = F(x) + x. In the paper (Table 6, Fig. 6) that is the "
+                "difference between ResNet-56 at 6.97% test error and a plain-56 that is worse than plain-20, "
+                "on the training set too: the degradation problem. Each side shows its own measured error.",
+    "explain": "Which pixels drive each net's score for the target class. Gradient methods (Saliency, "
+               "SmoothGrad, Guided Backprop) are fast and noisy; Integrated Gradients and DeepLift satisfy "
+               "completeness (attributions sum to the score change from the mean-colour baseline); Grad-CAM "
+               "shows where a stage looks, at that stage's resolution; Occlusion measures it by masking.",
+    "architecture": "Three stages of 3×3 convolutions on 32×32, 16×16 and 8×8 maps with 16, 32 and 64 filters: "
+                    "each time the map halves the filters double, so every block costs about the same FLOPs. "
+                    "Plain and residual twins are identical in shape, parameters and FLOPs; option-A shortcuts "
+                    "are parameter-free (option B adds 1×1 projections where the shape changes).",
+    "gradient_flow": "The norm of the loss gradient at each conv layer and block output, from the last layer "
+                     "back to the first, on a log axis. The identity path carries gradients back unchanged "
+                     "(∂(F(x)+x)/∂x = ∂F/∂x + I); a plain net must pass them through every layer. With batch "
+                     "statistics, as in training, a fresh deep plain net's gradients do not vanish here: they "
+                     "grow by orders of magnitude towards the input, while the ResNet's stay level. That fits "
+                     "the paper (Sec. 4.1): its BN plain nets had no vanishing gradients, and it calls "
+                     "degradation an optimisation difficulty. Running statistics at init do not normalise, "
+                     "so there the ResNet's sums blow up instead.",
+    "results": "The paper's Table 6 beside ours. A deeper net that is worse on the **training** set too "
+               "shows degradation (the plain nets, Fig. 6); one that is better on training but worse on "
+               "test is overfitting (the paper's ResNet-1202). Errors are single-view, in %.",
+    "curves": "The paper's Fig. 6 from our histories: training error (dashed) and test error (solid) against "
+              "iterations, plain nets left, ResNets right. The lr drops at 32k and 48k iterations are the steps.",
+    "layer_responses": "The paper's Fig. 7: the standard deviation of each 3×3 layer's output (after BN, before "
+                       "ReLU or addition) over the 10,000 test images. The paper found residual responses "
+                       "generally smaller than plain ones: residual functions are closer to zero.",
+    "lesion": "Veit et al. (2016): delete one block and a ResNet barely notices, because its paths form an "
+              "ensemble of shallower nets; a plain net has one path, and breaks.",
+    "landscape": "Li et al. (2018): the loss along random filter-normalised directions around the trained "
+                 "weights. Skip connections keep the surface smooth and convex-looking; without them deep nets "
+                 "turn chaotic. The 1-D line is computed live on 32 test images; the 2-D grid was precomputed "
+                 "on 500 training images.",
+    "shattered": "Balduzzi et al. (2017): along a straight line between two images, the derivative of a logit. "
+                 "In deep plain nets it decorrelates towards white noise (autocorrelation collapses); residual "
+                 "nets keep it correlated.",
+    "vgg_vs_resnet": "Why ResNet is cheaper than VGG, and why 3×3: the paper's 34-layer nets need 3.6 G "
+                     "multiply-adds, 18% of VGG-19's 19.6 G. Two stacked 3×3 layers see 5×5 with 18C² "
+                     "parameters against 25C² for one 5×5 layer, and add a nonlinearity.",
+}
+
+BLOCK_DIAGRAM = """
+```
+ x ──► conv3×3 ─► BN ─► ReLU ─► conv3×3 ─► BN ──► (+) ─► ReLU ─► y = ReLU(F(x) + x)
+ │                                                 ▲
+ └───────────── identity shortcut (ResNet only) ───┘     plain net: y = ReLU(F(x))
+```"""
+
+LESION_DEFINITION = """**Deleting block b** (Veit et al. 2016), applied to a copy of the net at test time, no retraining:
+
+* **Residual block** y = ReLU(F(x) + shortcut(x)): drop the residual branch F and keep the shortcut,
+  **y = ReLU(shortcut(x))**. With an identity shortcut this is **y = x** (x ≥ 0, it comes out of a
+  ReLU); at a stage change with option A it is the stride-2 subsampled, zero-padded x; with
+  option B it is y = ReLU(BN(conv1×1(x))).
+* **Plain block** (no shortcut, nothing left once F is gone): replaced by the identity when the
+  shape is unchanged, and by the option-A map (stride-2 subsampling + zero-padded channels) where it
+  changes, so a plain net can be lesioned at all. This is a parameter-free stand-in, not a path the
+  plain net ever learned.
+"""
+
+VERDICTS = ("**Degradation vs overfitting.** Compare each net with the next shallower shipped net of "
+            "the same kind. *Degradation* (the paper's problem): the deeper net has **higher training "
+            "error** as well as higher test error, so it is not overfitting: it fits the training set "
+            "worse, an optimisation difficulty. *Overfitting*: training error lower (or equal) but test "
+            "error higher: the extra capacity memorises rather than generalises.")
+
+
+def banner(shipped: list[str]) -> str:
+    if not shipped:
+        return ("## ⚠ No trained checkpoints found\nEvery model below runs on **freshly initialised "
+                "weights**: predictions and attributions are meaningless until checkpoints are added "
+                "to `checkpoints/`.")
+    return "Trained checkpoints: " + ", ".join(f"`{n}`" for n in shipped)
+
+
+def describe(served) -> str:
+    """One line on a served model: its measured errors and run, or that it is untrained."""
+    if not served.trained:
+        return f"`{served.name}`: **untrained** (fresh He initialisation, seed 0)"
+    m = served.metrics
+    return (f"`{served.name}`: test error **{m['test_error_pct']:.2f}%** (train {m['train_error_pct']:.2f}%), "
+            f"{m['iterations']:,} iterations on {m.get('device', '?')}")
+
+
+def unavailable(name: str, why: str) -> str:
+    return f"`{name}`: unavailable. {why}"
+
+
+def missing(wanted: list[str], shipped: list[str], shown: list[str]) -> str:
+    """Which of the wanted models this view lacks because they are not shipped yet ("" if none)."""
+    miss = [n for n in wanted if n not in shipped and n not in shown]
+    return f"Not shipped yet (missing from this view): {', '.join(miss)}." if miss else ""
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}%"
+
+
+def diagnosis(rows: list[dict]) -> str:
+    """The verdict rule, then each results row's verdict against its reference, with its numbers."""
+    if not rows:
+        return "\n".join([VERDICTS, "", "_No checkpoints shipped yet._"])
+    lines = [VERDICTS, ""]
+    for r in rows:
+        ref = r.get("reference")  # a name, or None / NaN (pandas) when nothing shallower is shipped
+        ref = f" vs `{ref}`" if isinstance(ref, str) else " (nothing shallower shipped)"
+        lines.append(f"- `{r['model']}`{ref}: train {_pct(r['train_err'])}, test {_pct(r['test_err'])} "
+                     f"→ **{r['diagnosis']}**")
+    return "\n".join(lines)
+
+
+def flow_notes(flows: dict[str, dict], ratio) -> list[str]:
+    """Per model its loss, first-conv gradient and first/last ratio (ratio(flow)); for a pair, the
+    plain / residual ratio of the first-conv gradients (flows in the order plain, residual)."""
+    notes = []
+    for label, flow in flows.items():
+        first = flow["conv"][-1]
+        notes.append(f"`{label}`: loss {flow['loss']:.3g}; gradient norm at `{first[0]}` (first conv) "
+                     f"{first[1]:.3g}; first/last conv ratio {ratio(flow):.3g}")
+    if len(flows) == 2:
+        a, b = (f["conv"][-1][1] for f in flows.values())
+        notes.append(f"First-conv gradient, plain / residual: **{a / b:.3g}**")
+    return notes
+
+
+def autocorr_notes(lines: dict[str, dict]) -> list[str]:
+    return [f"`{k}`: autocorrelation at lag 1 **{v['autocorr'][1]:.2f}**, lag 5 {v['autocorr'][5]:.2f}"
+            for k, v in lines.items()]
