@@ -83,17 +83,20 @@ class Lab:
                 notes.append(text.unavailable(name, why))
             yield name, served
 
+    def _each(self, plain, residual, notes: list, fn) -> list:
+        """[fn(name, served) for both models of the pair], None for one that is unavailable."""
+        return [None if served is None else fn(name, served) for name, served in self._pair(plain, residual, notes)]
+
     def classify(self, image, plain, residual):
         _check_pair(plain, residual)
         arr, small = _load(image)
-        labels, notes = [], []
-        for _, served in self._pair(plain, residual, notes):
-            if served is None:
-                labels.append(None)
-                continue
+        notes = []
+
+        def one(name, served):
             probs, sec = run_classify(served, arr)
-            labels.append(probs)
             notes.append(f"{text.describe(served)}; {1000 * sec:.1f} ms")
+            return probs
+        labels = self._each(plain, residual, notes, one)
         return labels[0], labels[1], small.resize((128, 128), 0), "\n\n".join(notes)
 
     def explain(self, image, plain, residual, method, target, display, sign, ig_steps, nt_samples, nt_stdev,
@@ -109,16 +112,15 @@ class Lab:
         except attribution.AttributionError as e:
             raise gr.Error(str(e)) from None
         arr, _ = _load(image)
-        pics, notes = [], []
-        for name, served in self._pair(plain, residual, notes):
-            if served is None:
-                pics.append(None)
-                continue
+        notes = []
+
+        def one(name, served):
             probs, _ = run_classify(served, arr)
             cls = max(probs, key=probs.get) if target == "predicted" else target
             attr, sec = attribution.attribute(served.model, inputs(served, arr), method, CLASSES.index(cls), **params)
-            pics.append(attribution.render(attr, arr.transpose(1, 2, 0), display, sign))
             notes.append(f"`{name}`: {method} for **{cls}** (p = {probs[cls]:.2f}) in {1000 * sec:.0f} ms")
+            return attribution.render(attr, arr.transpose(1, 2, 0), display, sign)
+        pics = self._each(plain, residual, notes, one)
         return pics[0], pics[1], "\n\n".join(notes)
 
     def architecture(self, image, plain, residual):
@@ -180,6 +182,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
     zoo = Zoo(settings or Settings.from_env())
     lab = Lab(zoo)
     d = default_depth(zoo)
+    plain_d, residual_d = models.pair(d)
     examples = sorted(str(p) for p in EXAMPLES.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     with gr.Blocks(title="ResNet lab") as demo:
         gr.Markdown("# ResNet lab: why skip connections matter\nPlain vs residual CIFAR-10 networks of He et al., "
@@ -190,8 +193,8 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                              sources=["upload", "clipboard"], elem_id="upload")
             with gr.Column():
                 depth = gr.Radio(list(models.DEPTHS), value=d, label="Depth (sets both models)")
-                plain = gr.Dropdown(_choices(zoo, PLAIN), value=f"plain{d}", label="Plain model")
-                residual = gr.Dropdown(_choices(zoo, RESIDUAL), value=f"resnet{d}", label="Residual model")
+                plain = gr.Dropdown(_choices(zoo, PLAIN), value=plain_d, label="Plain model")
+                residual = gr.Dropdown(_choices(zoo, RESIDUAL), value=residual_d, label="Residual model")
         if examples:
             gr.Examples(examples, inputs=image, examples_per_page=16)
         depth.input(lambda v: models.pair(int(v)), depth, [plain, residual], api_visibility="private",

@@ -24,13 +24,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from serving import attribution, zoo
 from engine import models  # noqa: E402
+from engine.settings import Settings, set_threads  # noqa: E402
+from serving import attribution, zoo  # noqa: E402
 from tests.conftest import _free_port  # noqa: E402
 
 
@@ -77,10 +77,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=30)
     args = ap.parse_args()
-    threads = zoo.set_threads()
+    settings = Settings.from_env()
+    threads = set_threads(settings.threads)
+    served = zoo.Zoo(settings)
     rows = []
-    x_u8 = zoo.test_sample()[0][0]
-    pair = [zoo.get(n, "init") for n in ("plain110", "resnet110")]
+    x_u8 = served.test_sample()[0][0]
+    pair = [served.get(n, "init") for n in models.pair(110)]
     xs = [zoo.inputs(s, x_u8) for s in pair]
     with torch.inference_mode():
         rows.append(("classify plain110 + resnet110, model time (BN unfolded)",
@@ -94,12 +96,11 @@ def main():
         ms = median_ms(lambda: attribution.attribute(net, xs[1], method, 3, **p), 5)
         rows.append((f"{method} on resnet110" + (" (50 steps)" if "ig_steps" in params else ""), f"{ms:.0f} ms"))
     image = str(ROOT / "assets" / "examples" / "photo_cat.jpg")
-    shipped = zoo.shipped()
-    depth = max([d for d in (20, 32, 44, 56, 110) if {f"plain{d}", f"resnet{d}"} <= set(shipped)], default=None)
-    for label, env, names in ((f"shipped plain{depth} + resnet{depth}", {}, (f"plain{depth}", f"resnet{depth}")),
+    shipped = models.deepest_pair(served.shipped())
+    for label, env, names in ((f"shipped {' + '.join(shipped or ())}", {}, shipped),
                               ("plain110 + resnet110 (untrained mode)", {"RESNET_LAB_CHECKPOINTS": None},
-                               ("plain110", "resnet110"))):
-        if depth is None and not env:
+                               models.pair(110))):
+        if shipped is None and not env:
             continue
         with tempfile.TemporaryDirectory() as empty:
             env = {k: (v or empty) for k, v in env.items()}

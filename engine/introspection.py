@@ -19,7 +19,7 @@ Parameters per unit sum to models.count_params(model).
 gradient_flow(model, x, y) gives L2 norms of the gradient of the mean cross-entropy loss w.r.t.
 every conv weight and every block output, ordered from the last layer to the first. Measured at
 He initialisation (torch.manual_seed(0); models.build(name); 16 random-normal images and random
-labels from torch.Generator().manual_seed(100)), L2 norm of the conv1 weight gradient, 2-core CPU:
+labels from torch.Generator().manual_seed(100)), L2 norm of the conv1 weight gradient:
     bn_mode   plain110   resnet110   resnet110 / plain110   loss (plain / res)
     "eval"    3.2e-3     3.7e+8      1.2e+11                2.30 / 7.1e+8
     "train"   5.6e+6     1.1e+1      1.9e-6                 2.27 / 3.92
@@ -36,7 +36,6 @@ mode and all BN buffers exactly afterwards.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -98,20 +97,6 @@ def architecture(model, input_size: int = 32) -> list[dict]:
     finally:
         model.train(was_training)
     return rows
-
-
-def stage_summary(rows: list[dict]) -> list[dict]:
-    """Rows aggregated per stage (stem, layer1, layer2, layer3, head): stage, shape (of the stage's
-    output, i.e. its last unit), params, flops, blocks (units in the stage)."""
-    out: OrderedDict[str, dict] = OrderedDict()
-    for r in rows:
-        s = out.setdefault(r["stage"], {"stage": r["stage"], "shape": r["shape"], "params": 0,
-                                        "flops": 0, "blocks": 0})
-        s["shape"] = r["shape"]
-        s["params"] += r["params"]
-        s["flops"] += r["flops"]
-        s["blocks"] += 1
-    return list(out.values())
 
 
 def feature_maps(model, x, channels: int = 8) -> dict[str, np.ndarray]:

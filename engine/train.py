@@ -16,8 +16,7 @@ On CUDA: bf16 autocast, channels_last, optional torch.compile ("reduce-overhead"
 CUDA graphs); evaluation stays fp32 with TF32 off, so CPU re-evaluation agrees. Needs only torch, numpy, safetensors
 (tqdm if present). Several models: one after another, --jobs K processes side by side, or --pack:
 runs of one depth in one packed step (engine/train_packed.py). --seeds S ...: each model once per seed.
-Measured: resnet20 trains at about 560 img/s on this project's 2-core CPU, and at 28,700 img/s on an
-H200 with --compile reduce-overhead while two other runs shared the GPU (README, bench/results/).
+Training speed on CPU and GPU: bench/train_throughput.py, bench/probe.py and the README's tables.
 """
 from __future__ import annotations
 

@@ -124,7 +124,7 @@ def lesions(s: Settings, n_images: int = 2000):
 def surfaces(s: Settings, n_images: int = 500, steps: int = 11, span: float = 1.0, device=None):
     """A steps x steps loss surface over [-span, span]^2 (direction seeds 0 and 1) of the deepest
     shipped plain/residual pair, on the first n_images TRAINING images (the training objective), in
-    eval mode. The CPU defaults (500 images, 11 x 11) fit the dev machine; on a GPU use 1000, 21+."""
+    eval mode. The defaults (500 images, 11 x 11) are sized for a CPU; on a GPU use 1000 images, 21 x 21+."""
     names = models.deepest_pair(f.name for f in checkpoints.list_folders(s.checkpoints)) or ()
     if not names:
         return {}, []

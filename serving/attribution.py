@@ -6,7 +6,7 @@ model; the object holds it only through a weak reference, so a dropped model is 
 1x3x32x32 normalised input. It returns an H x W x 3 float32 map and the seconds it took.
 `render` turns a map and the 32x32 image the net saw into a size x size RGB picture (numpy + PIL).
 Only this module imports Captum, and lazily: `import serving.attribution` loads numpy, not torch
-or Captum (~50 ms; captum.attr alone takes ~1 s and is imported on the first attribution).
+or Captum (held by tests/test_attribution_api.py); captum.attr is imported on the first attribution.
 
 Server-side bounds (LIMITS) and defaults (check_params), held by tests/test_attribution_api.py:
     ig_steps 1..200 (50)      nt_samples 1..32 (16)     nt_stdev 0.0..1.0 (0.15, in normalised
@@ -14,16 +14,10 @@ Server-side bounds (LIMITS) and defaults (check_params), held by tests/test_attr
     stage: layer1 | layer2 | layer3 (layer3)            target: int in range(num_classes)
 Baselines: zeros in normalised space (the dataset mean colour) for IG, DeepLift and Occlusion.
 
-Latency of one call (median of 3-7 after a warm-up; BN-calibrated untrained nets; torch 2.14;
-this 2-core CPU, shared). Targets: Grad-CAM <= 30 ms, Saliency <= 50 ms, IG (50 steps) <= 0.75 s.
-    2 threads / 1 thread   Grad-CAM   Saliency   IG 50      SmoothGrad 16  Occlusion 8/4  DeepLift
-    resnet110              14 / 22    27 / 36    330 / 650  120 / 230      140 / 280      66 / 82 ms
-    resnet56                6 / 9     11 / 15    175 / 330   61 / 118       77 / 144      34 / 38 ms
-  Worst cases allowed (resnet110, 1 thread): IG 200 steps 2.7 s, SmoothGrad 32 samples 0.43 s,
-  Occlusion window 2 stride 1 (961 positions) 5.2 s. The first call of a batch shape is slow
-  (oneDNN set-up, up to ~2 s): warm up at load. With 2 threads, a busy neighbour on the other core
-  stalls OpenMP (seconds per call); 1 thread is slower but steady. IG as one batch of 50
-  (IG_BATCH = 64) beat 26/17/10 by 6-15 %; a channels_last model is ~10 % faster again.
+Latency: bench/app_latency.py measures Grad-CAM, Saliency and Integrated Gradients on resnet110; the
+README's table holds the results and the targets. The first call of a batch shape pays oneDNN's
+set-up; Integrated Gradients runs its path inputs IG_BATCH at a time; Occlusion evaluates
+OCCLUSION_BATCH occluded copies per forward pass.
 """
 from __future__ import annotations
 
@@ -174,7 +168,7 @@ def _captum(per_model: dict, model, method: str, stage: str):
     """The cached Captum object for (model, method[, stage])."""
     key = (method, stage) if method == "Grad-CAM" else method
     if key not in per_model:
-        from captum import attr as ca  # ~1 s to import: only when the first map is asked for
+        from captum import attr as ca  # slow to import: only when the first map is asked for
 
         m = _weak_model_class()(model)
         per_model[key] = {
@@ -267,7 +261,7 @@ def colormap(v: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     return anchors[i] * (1 - f) + anchors[i + 1] * f
 
 
-def normalise(attr: np.ndarray, sign: str) -> np.ndarray:
+def scale_map(attr: np.ndarray, sign: str) -> np.ndarray:
     """H x W x C -> H x W in [-1, 1] (in [0, 1] unless sign="all"): channel sum, robust scale."""
     _choice("sign", sign, SIGNS)
     a = np.nan_to_num(np.asarray(attr, np.float64))
@@ -294,7 +288,7 @@ def render(attr: np.ndarray, image: np.ndarray, display: str = "blend", sign: st
         raise AttributionError(f"image must be H x W x 3 and attr H x W (x C) of the same H, W; "
                                f"got {img.shape} and {np.asarray(attr).shape}")
     img = img.astype(np.float32)
-    m = normalise(attr, sign)
+    m = scale_map(attr, sign)
     colours = colormap((m + 1) / 2, DIVERGING) if sign == "all" else colormap(m, INFERNO)
     if display == "heat map":
         out = colours
