@@ -167,9 +167,10 @@ class Lab:
 def default_depth(zoo: Zoo) -> int:
     """56 (the paper's headline pair) unless trained pairs are shipped and 56 is not among them:
     then the deepest shipped pair."""
-    shipped = set(zoo.shipped())
-    both = [d for d in models.DEPTHS if set(models.pair(d)) <= shipped]
-    return both[-1] if both and 56 not in both else 56
+    pair = models.deepest_pair(zoo.shipped())
+    if pair is None or set(models.pair(56)) <= set(zoo.shipped()):
+        return 56
+    return models.get_spec(pair[0]).depth
 
 
 def _choices(zoo: Zoo, names):

@@ -43,28 +43,37 @@ def check_depth(value) -> int:
 
 @dataclass(frozen=True)
 class View:
-    """One research tab: its endpoint (key, also its text's key), title, controls and outputs."""
+    """One research tab: its endpoint (key, also its text's key), title, button, controls and outputs
+    (factories of gradio components, made inside the tab)."""
     key: str
     title: str
-    button: str
-    elem: str  # elem_id prefix: ELEM-btn, and ELEM-plot / ELEM-table on the first output
-    outputs: tuple[str, ...]  # "plot", "markdown", "table", "file"
+    button: str  # label; its elem_id is f"{elem}-btn"
+    elem: str
+    outputs: tuple[Callable[[], gr.components.Component], ...]
     controls: tuple[Callable[[], gr.components.Component], ...] = field(default=())
 
 
+def _plot(elem=None):
+    return lambda: gr.Plot(elem_id=elem)
+
+
 VIEWS = (
-    View("results", "Results", "Show results", "results", ("table", "markdown", "file")),
-    View("curves", "Training curves", "Show curves", "curves", ("plot", "markdown"),
+    View("results", "Results", "Show results", "results",
+         (lambda: gr.Dataframe(label="Shipped checkpoints", elem_id="results-table"), gr.Markdown,
+          lambda: gr.File(label="Download as CSV"))),
+    View("curves", "Training curves", "Show curves", "curves", (_plot("curves-plot"), gr.Markdown),
          (lambda: gr.Checkbox(label="log y axis"),)),
-    View("layer_responses", "Layer responses", "Show layer responses", "responses", ("plot", "markdown"),
+    View("layer_responses", "Layer responses", "Show layer responses", "responses",
+         (_plot("responses-plot"), gr.Markdown),
          (lambda: gr.Checkbox(label="sorted by magnitude (Fig. 7 bottom)"),)),
-    View("lesion", "Lesions", "Show lesion study", "lesion", ("plot", "plot", "markdown")),
-    View("landscape", "Loss landscape", "Show landscape", "landscape", ("plot", "plot", "markdown"),
+    View("lesion", "Lesions", "Show lesion study", "lesion", (_plot("lesion-plot"), _plot(), gr.Markdown)),
+    View("landscape", "Loss landscape", "Show landscape", "landscape", (_plot("landscape-plot"), _plot(), gr.Markdown),
          (lambda: gr.Radio(["contour", "surface"], value="contour", label="2-D view"),)),
-    View("shattered", "Shattered gradients", "Show gradients", "shattered", ("plot", "markdown"),
+    View("shattered", "Shattered gradients", "Show gradients", "shattered", (_plot("shattered-plot"), gr.Markdown),
          (lambda: gr.Radio(["trained", "init"], value="trained", label="Weights"),
           lambda: gr.Radio(list(models.DEPTHS), value=20, label="Depth"))),
-    View("vgg_vs_resnet", "VGG vs ResNet", "Compare", "vgg", ("plot", "plot", "table"),
+    View("vgg_vs_resnet", "VGG vs ResNet", "Compare", "vgg",
+         (_plot("vgg-plot"), _plot(), lambda: gr.Dataframe(headers=["arch", "params", "multiply-adds"])),
          (lambda: gr.Slider(1, 1024, value=64, step=1, label="Channels C (for the 3×3 stack calculator)"),)),
 )
 
@@ -172,38 +181,15 @@ class Research:
         return cost.imagenet_figure(rows), cost.stack_figure(stack), [[r["arch"], r["params"], r["macs"]] for r in rows]
 
 
-def _output(kind: str, elem: str | None, label: str | None = None):
-    if kind == "plot":
-        return gr.Plot(elem_id=elem)
-    if kind == "table":
-        return gr.Dataframe(label=label, elem_id=elem)
-    if kind == "file":
-        return gr.File(label="Download as CSV")
-    return gr.Markdown()
-
-
-TABLE_LABELS = {"results": "Shipped checkpoints"}
-TABLE_HEADERS = {"vgg_vs_resnet": ["arch", "params", "multiply-adds"]}
-
-
 def research_tabs(zoo: Zoo):
     """Add the research tabs to the gr.Blocks being built, one per VIEWS entry."""
     handlers = Research(zoo)
     for view in VIEWS:
         with gr.Tab(view.title):
             gr.Markdown(text.INTRO[view.key])
-            if len(view.controls) > 1:
-                with gr.Row():
-                    controls = [make() for make in view.controls]
-            else:
+            with gr.Row(visible=bool(view.controls)):
                 controls = [make() for make in view.controls]
             button = gr.Button(view.button, variant="primary", elem_id=f"{view.elem}-btn")
-            outputs = []
-            for i, kind in enumerate(view.outputs):
-                elem = f"{view.elem}-{kind}" if i == 0 else None
-                if kind == "table" and view.key in TABLE_HEADERS:
-                    outputs.append(gr.Dataframe(headers=TABLE_HEADERS[view.key]))
-                else:
-                    outputs.append(_output(kind, elem, TABLE_LABELS.get(view.key)))
+            outputs = [make() for make in view.outputs]
             button.click(getattr(handlers, view.key), controls or None, outputs, api_name=view.key,
                          concurrency_id="models")
