@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from engine import models  # noqa: E402
 from engine.settings import Settings, set_threads  # noqa: E402
 from serving import attribution, zoo  # noqa: E402
-from tests.conftest import _free_port  # noqa: E402
+from tests.support import free_port  # noqa: E402
 
 
 def median_ms(fn, n):
@@ -45,7 +45,7 @@ def median_ms(fn, n):
 
 
 def start_app(env_extra):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", **env_extra}
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,

@@ -1,69 +1,27 @@
-"""Hostile and odd uploads through the public API (gradio_client -> /classify): each bad file gets a
-specific message from serving.images (never Gradio's generic error), each odd-but-valid image is
-classified, and the app answers the next valid request every time.
+"""Hostile and odd uploads through the public API (gradio_client -> /classify): each bad file gets
+gradio_client's AppError with its own whole message from serving.images (never Gradio's generic error),
+each odd-but-valid image is classified, and the app answers the next valid request every time; a file
+over the size limit is refused by gradio_client before it is sent and, sent anyway, by the server (413).
 
 `python tests/test_bad_inputs.py URL` prints every case with the message it produced.
 """
 import io
 import re
-import struct
 import sys
-import zlib
+import urllib.error
+import urllib.request
+import uuid
 
 import numpy as np
 import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
 from PIL import Image
 
-from tests.conftest import ROOT
+from tests.support import BAD, EXAMPLES, image_bytes as _img
 
-GOOD = str(ROOT / "assets" / "examples" / "cifar_ship.png")
+GOOD = str(EXAMPLES / "cifar_ship.png")
 
-
-def _img(mode="RGB", size=(64, 48), fmt="PNG", **save):
-    arr = np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
-    im = Image.fromarray(arr).convert(mode)
-    buf = io.BytesIO()
-    im.save(buf, fmt, **save)
-    return buf.getvalue()
-
-
-def _png_header(w, h):  # a valid PNG signature and IHDR claiming w x h, then a tiny IDAT
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
-
-
-def _animated(fmt):
-    frames = [Image.new("RGB", (32, 32), c) for c in ("red", "blue", "green")]
-    buf = io.BytesIO()
-    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
-    return buf.getvalue()
-
-
-BAD = {  # name: (file name, bytes, a word the message must contain)
-    "empty file": ("a.png", b"", "empty"),
-    "plain text": ("a.png", b"hello, this is not an image\n" * 10, "not"),
-    "truncated PNG": ("a.png", _img()[:200], "corrupt|truncated|incomplete"),
-    "corrupt JPEG": ("a.jpg", _img(fmt="JPEG")[:100] + b"\x00" * 500, "corrupt|truncated|incomplete"),
-    "SVG with a script": ("a.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "SVG"),
-    "XML": ("a.xml", b'<?xml version="1.0"?><root/>', "XML"),
-    "PSD": ("a.psd", b"8BPS" + b"\x00\x01" + b"\x00" * 200, "PSD"),
-    "PDF": ("a.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", "PDF"),
-    "HEIC": ("a.heic", b"\x00\x00\x00\x18ftypheic" + b"\x00" * 100, "HEIC"),
-    "AVIF": ("a.avif", b"\x00\x00\x00\x18ftypavif" + b"\x00" * 100, "AVIF"),
-    "ICO": ("a.ico", _img(size=(32, 32), fmt="ICO"), "ICO|format"),
-    "ZIP": ("a.zip", b"PK\x03\x04" + b"\x00" * 100, "not|format"),
-    "HTML": ("a.html", b"<html><body>hi</body></html>", "not|format"),
-    "animated GIF": ("a.gif", _animated("GIF"), "animated"),
-    "animated WebP": ("a.webp", _animated("WEBP"), "animated"),
-    "animated PNG": ("a.png", _animated("PNG"), "animated"),
-    "1x1 image": ("a.png", _img(size=(1, 1)), "small"),
-    "4x400 image": ("a.png", _img(size=(4, 400)), "small"),
-    "65535x65535 header": ("a.png", _png_header(65535, 65535), "too many pixels"),
-    "decompression bomb 20000x20000": ("a.png", _png_header(20000, 20000), "too many pixels"),
-    "0-height header": ("a.png", _png_header(64, 0), "corrupt|size|small|not"),
-}
 ODD_BUT_VALID = {
     "PNG named .jpg": ("a.jpg", _img()), "TIFF": ("a.tif", _img(fmt="TIFF")), "BMP": ("a.bmp", _img(fmt="BMP")),
     "16-bit grey PNG": ("a.png", None), "float TIFF": ("a.tif", None), "1-bit": ("a.png", _img("1")),
@@ -100,34 +58,65 @@ def _write(tmp_path, fname, data):
 
 
 def _classify(client, path):
-    from gradio_client import handle_file
     return client.predict(handle_file(path), "plain20", "resnet20", api_name="/classify")
+
+
+def _still_answers(client):
+    lab = _classify(client, GOOD)[1]
+    assert lab["label"] == "ship" and len(lab["confidences"]) == 5
+
+
+def test_every_bad_case_has_its_own_expectation():
+    """Each case's message is matched whole, and none of them would match any message at all."""
+    for case, (_, _, expect) in BAD.items():
+        assert not re.fullmatch(expect, "Error"), case
+        assert not re.fullmatch(expect, "the file is not an image"), case
 
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_upload_gets_its_own_message_then_the_app_still_answers(client, tmp_path, case):
     fname, data, expect = BAD[case]
-    with pytest.raises(Exception) as e:
+    with pytest.raises(AppError) as e:
         _classify(client, _write(tmp_path, fname, data))
-    msg = str(e.value)
-    assert "has not enabled verbose error reporting" not in msg, msg  # never Gradio's generic error
-    assert re.search(expect, msg, re.I), (case, msg)
-    assert _classify(client, GOOD)[1]["confidences"]
+    assert re.fullmatch(expect, str(e.value)), (case, str(e.value))  # never Gradio's generic error
+    _still_answers(client)
 
 
 @pytest.mark.parametrize("case", list(ODD_BUT_VALID))
 def test_odd_but_valid_images_are_classified(client, tmp_path, case):
     fname, data = ODD_BUT_VALID[case]
-    out = _classify(client, _write(tmp_path, fname, data if data is not None else _special(case)))
-    assert len(out[1]["confidences"]) == 5
+    lab_p, lab_r, seen, _ = _classify(client, _write(tmp_path, fname, data if data is not None else _special(case)))
+    for lab in (lab_p, lab_r):
+        assert len(lab["confidences"]) == 5 and lab["label"] == lab["confidences"][0]["label"]
+    with Image.open(seen) as im:
+        assert im.size == (128, 128) and im.mode == "RGB"
 
 
-def test_upload_over_the_size_limit_is_refused(client, tmp_path):
+def _raw_upload(server, name, data):
+    """POST one file to Gradio's upload route as a browser does; (HTTP status, body)."""
+    boundary = uuid.uuid4().hex
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(f"{server}gradio_api/upload", data=body,
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_upload_over_the_size_limit_is_refused(server, client, tmp_path):
     import app
-    big = _write(tmp_path, "big.png", _img(size=(64, 64)) + b"\x00" * (app.MAX_FILE_SIZE + 1))
-    with pytest.raises(Exception, match="(?i)size|large|exceed|413"):
-        _classify(client, big)
-    assert _classify(client, GOOD)[1]["confidences"]
+    data = _img(size=(64, 64)) + b"\x00" * (app.MAX_FILE_SIZE + 1)
+    big = _write(tmp_path, "big.png", data)
+    with pytest.raises(ValueError, match=re.escape(f"exceeds the maximum file size of {app.MAX_FILE_SIZE} bytes")):
+        _classify(client, big)  # gradio_client checks the page's limit before sending
+    assert _raw_upload(server, "big.png", data) == \
+        (413, f"File size exceeded maximum allowed size of {app.MAX_FILE_SIZE} bytes.")
+    status, body = _raw_upload(server, "small.png", _img(size=(64, 64)))  # under the limit: stored
+    assert status == 200 and body.endswith('/small.png"]'), body
+    _still_answers(client)
 
 
 if __name__ == "__main__":  # the table for the closing note: python tests/test_bad_inputs.py URL

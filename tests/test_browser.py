@@ -1,6 +1,8 @@
 """The page in a real browser: headless Debian chromium driven by Playwright. Upload a photo, go
-through the four tabs, check each result renders, and save a screenshot of each step to
-screenshots/ (git-ignored). Skips only where chromium or playwright is not installed; .ci/run
+through the four tabs and the research tabs, check what each result shows (the models' lines, the
+plots' traces), show every hostile upload of tests/support.BAD with its own whole message (the app's,
+or the page's own file-type refusal for files that are not image/*), and save a screenshot of each
+step to screenshots/ (git-ignored). Skips only where chromium or playwright is not installed; .ci/run
 installs both."""
 import re
 import shutil
@@ -8,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import BAD, ROOT, wait_for
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "screenshots"
 results = []  # (case, message shown), for the closing note
@@ -32,32 +35,58 @@ def page(server):
         browser.close()
 
 
+def _text(locator) -> str:
+    return " ".join(locator.inner_text().split())
+
+
+def _traces(page, selector) -> list:
+    """The names of the traces of the first Plotly plot under `selector`, once it has rendered."""
+    plot = page.locator(f"{selector} .js-plotly-plot").first
+    plot.wait_for()
+    return plot.evaluate("el => el.data.map(d => d.name === undefined ? null : d.name)")
+
+
 def test_walk_through_the_four_tabs(page):
+    """The shipped pair at the page's default depth (20), on the example photo of a cat."""
     page.locator("#upload input[type=file]").set_input_files(str(ROOT / "assets/examples/photo_cat.jpg"))
     page.locator("#upload img").first.wait_for()
     page.screenshot(path=SHOTS / "0-upload.png", full_page=True)
 
     page.locator("#classify-btn").click()
     page.locator("#label-residual").get_by_text("%").first.wait_for()  # confidences rendered
-    assert "test error" in page.locator("#classify-info").inner_text()
+    assert re.match(r"Residual cat cat \d+%", _text(page.locator("#label-residual")))
+    info = _text(page.locator("#classify-info"))
+    for name in ("plain20", "resnet20"):
+        assert re.search(rf"{name}: test error \d+\.\d\d% \(train \d+\.\d\d%\)", info), info
     page.screenshot(path=SHOTS / "1-classify.png", full_page=True)
 
     page.get_by_role("tab", name="Explain").click()
     page.locator("#explain-btn").click()
     page.locator("#attr-residual img").first.wait_for()
     page.locator("#attr-plain img").first.wait_for()
-    assert " ms" in page.locator("#explain-info").inner_text()
+    info = page.locator("#explain-info")
+    info.get_by_text("resnet20").wait_for()
+    lines = [" ".join(p.split()) for p in info.inner_text().split("\n") if p.strip()]
+    assert len(lines) == 2, lines
+    for name, line in zip(("plain20", "resnet20"), lines):  # the default method: Integrated Gradients
+        assert re.fullmatch(rf"{name}: Integrated Gradients for \w+ \(p = [01]\.\d\d\) in \d+ ms", line), line
     page.screenshot(path=SHOTS / "2-explain.png", full_page=True)
 
     page.get_by_role("tab", name="Architecture").click()
     page.locator("#arch-btn").click()
-    page.locator("#arch-plot .js-plotly-plot").first.wait_for()
+    names = _traces(page, "#arch-plot")
+    assert len(names) == 8 and {n.split()[0] for n in names} == {"plain20", "resnet20"}, names
     page.screenshot(path=SHOTS / "3-architecture.png", full_page=True)
 
     page.get_by_role("tab", name="Gradient flow").click()
     page.locator("#flow-btn").click()
-    page.locator("#flow-plot .js-plotly-plot").first.wait_for()
-    assert "ratio" in page.locator("#flow-info").inner_text()
+    assert _traces(page, "#flow-plot") == ["plain110 (init)", "resnet110 (init)"]  # the tab's defaults
+    page.locator("#flow-info").get_by_text("First-conv gradient").wait_for()
+    info = _text(page.locator("#flow-info"))
+    for name in ("plain110", "resnet110"):
+        assert re.search(rf"{name}( \(init\))?: loss [-+0-9.e]+; gradient norm at conv1 \(first conv\) [-+0-9.e]+",
+                         info), info
+    assert re.search(r"First-conv gradient, plain / residual: [-+0-9.e]+$", info), info
     page.screenshot(path=SHOTS / "4-gradient-flow.png", full_page=True)
 
 
@@ -74,40 +103,54 @@ def test_research_tab_renders(page, tab, button, result):
     page.get_by_role("tab", name=tab).click()
     page.locator(button).click()
     page.locator(result).first.wait_for()
+    if result.endswith("table"):  # a row of the shipped checkpoints
+        table = page.locator(result.split()[0])
+        wait_for(lambda: re.search(r"\bresnet20\b", table.inner_text()), 60, "a resnet20 row in the results table")
+    else:
+        assert page.locator(result).first.evaluate("el => el.data.length") >= 1
     page.screenshot(path=SHOTS / f"research-{tab.lower().replace(' ', '-')}.png", full_page=True)
+
+
+# Files that are not image/* by their name: the page refuses them itself, before any upload.
+REFUSED_BY_THE_PAGE = {"XML", "PDF", "ZIP", "HTML"}
+
+
+def _expected(case) -> str:
+    fname, _, expect = BAD[case]
+    return re.escape(f"Invalid file type: {fname}. Only image/* allowed.") if case in REFUSED_BY_THE_PAGE else expect
+
+
+def _upload_and_read_the_message(page, path: Path, click: bool) -> str:
+    """Upload `path` (then press Classify if `click`) and return the one error toast's text."""
+    for close in page.locator(".toast-close").all():  # no message left over from an earlier case
+        close.click()
+    page.locator(".toast-body").first.wait_for(state="detached")
+    page.get_by_role("tab", name="Classify").click()
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    if click:
+        page.locator("#classify-btn").click()
+    toast = page.locator(".toast-body").first
+    toast.wait_for()
+    return " ".join(toast.inner_text().split())
 
 
 def test_a_bad_upload_shows_a_clear_error(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"definitely not an image")
-    page.get_by_role("tab", name="Classify").click()
-    page.locator("#upload input[type=file]").set_input_files(str(bad))
-    page.locator("#classify-btn").click()
-    page.get_by_text("not", exact=False).filter(has_text="image").first.wait_for()
+    text = _upload_and_read_the_message(page, bad, click=True)
+    assert re.fullmatch("Error × " + BAD["plain text"][2], text), text
     page.screenshot(path=SHOTS / "5-bad-upload.png", full_page=True)
 
 
-from tests.test_bad_inputs import BAD  # noqa: E402  (every case the API suite sends)
-
-BROWSER_BAD = list(BAD)
-
-
-@pytest.mark.parametrize("case", BROWSER_BAD)
+@pytest.mark.parametrize("case", list(BAD))
 def test_bad_uploads_in_the_browser_show_their_message(page, tmp_path, case):
-    fname, data, expect = BAD[case]
+    """The toast holds exactly this case's message: the app's (serving.images), or for a file that is
+    not image/* by name the page's own refusal, shown on the upload itself (nothing is sent)."""
+    fname, data, _ = BAD[case]
     bad = tmp_path / fname
     bad.write_bytes(data)
-    for close in page.locator(".toast-close").all():  # no message left over from an earlier case
-        close.click()
-    page.locator(".toast-body").first.wait_for(state="detached")
-    page.get_by_role("tab", name="Classify").click()
-    page.locator("#upload input[type=file]").set_input_files(str(bad))
-    page.locator("#classify-btn").click()
-    # the browser's own file-type check (PDF) or the app's decoder message, never a generic error
-    toast = page.locator(".toast-body").filter(has_text=re.compile(expect + "|Invalid file type", re.I)).first
-    toast.wait_for()
-    text = toast.inner_text()
+    text = _upload_and_read_the_message(page, bad, click=case not in REFUSED_BY_THE_PAGE)
     page.screenshot(path=SHOTS / f"bad-{case.replace(' ', '-')}.png")
-    assert "has not enabled verbose error reporting" not in text
-    results.append((case, " ".join(text.split())))
-    print(f"\n| {case} | {' '.join(text.split())} |")
+    assert re.fullmatch("Error × " + _expected(case), text), (case, text)
+    results.append((case, text))
+    print(f"\n| {case} | {text} |")

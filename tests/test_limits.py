@@ -1,41 +1,74 @@
 """Limits as users meet them: a full queue answers only with Gradio's queue-full error and the server
-keeps serving; where the app listens by default (nothing public unless asked or on a Space)."""
-import threading
+keeps serving (made full on purpose: the one worker is held by a request until the test lets it go);
+where the app listens by default (nothing public unless asked or on a Space); forged file payloads;
+no network use; the Spaces header."""
+import json
+import urllib.request
+from pathlib import Path
 
 import pytest
-
 from gradio_client import Client, handle_file
+from gradio_client.utils import QueueError
 
 import app
-from tests.conftest import ROOT, running_app
+from tests.support import ROOT, running_app, wait_for
 
 CAT = str(ROOT / "assets" / "examples" / "cifar_cat.png")
 
+HOLD = '''
+import os, sys, time
+sys.path.insert(0, os.environ["HOLD_ROOT"])
+import serving.images as _images
+_decode = _images.decode
+def decode(source):  # while the gate file exists, an image decode (one request's work) waits for it
+    gate = os.environ["HOLD_GATE"]
+    if os.path.exists(gate):
+        open(gate + ".held", "w").close()
+        deadline = time.monotonic() + 120
+        while os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    return _decode(source)
+_images.decode = decode
+'''
+
+
+def _queue_size(url) -> int:
+    with urllib.request.urlopen(f"{url}gradio_api/queue/status", timeout=10) as r:
+        return json.loads(r.read())["queue_size"]
+
+
+def _check_cat(result):
+    lab_p, lab_r, _, _ = result
+    assert len(lab_p["confidences"]) == 5 and lab_r["label"] == "cat", result
+
 
 def test_a_full_queue_refuses_cleanly_and_the_server_survives(tmp_path):
-    with running_app(tmp_path / "app.log", RESNET_LAB_QUEUE="1") as (url, proc):
-        results, clients = [], [Client(url, verbose=False) for _ in range(6)]
-        start = threading.Barrier(len(clients))
-
-        def slow_request(client):
-            start.wait()  # all at once
-            try:  # Integrated Gradients at the 200-step cap: long enough to fill a queue of 1
-                client.predict(handle_file(CAT), "plain20", "resnet20", "Integrated Gradients", "predicted", "blend",
-                               "absolute", 200, 4, 0.15, 8, "layer3", api_name="/explain")
-                results.append("ok")
-            except Exception as e:
-                results.append(str(e))
-
-        threads = [threading.Thread(target=slow_request, args=(c,)) for c in clients]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        refused = [r for r in results if r != "ok"]
-        assert "ok" in results and refused, results
-        assert all("Queue is full" in r for r in refused), refused  # only the queue-full error
-        out = Client(url, verbose=False).predict(handle_file(CAT), "plain20", "resnet20", api_name="/classify")
-        assert out[1]["confidences"] and proc.poll() is None
+    """Queue of 1 and one worker: request A holds the worker (it waits in the image decode until the
+    gate file goes), B waits in the queue, so C must be refused, whatever the machine's speed."""
+    (tmp_path / "sitecustomize.py").write_text(HOLD)
+    gate = tmp_path / "gate"
+    gate.touch()
+    env = dict(RESNET_LAB_QUEUE="1", PYTHONPATH=str(tmp_path), HOLD_GATE=str(gate), HOLD_ROOT=str(ROOT))
+    with running_app(tmp_path / "app.log", **env) as (url, proc):
+        a, b, c = (Client(url, verbose=False) for _ in range(3))
+        try:
+            held = a.submit(handle_file(CAT), "plain20", "resnet20", api_name="/classify")
+            wait_for(Path(f"{gate}.held").exists, 60, "request A to reach the worker")
+            waiting = b.submit(handle_file(CAT), "plain20", "resnet20", api_name="/classify")
+            wait_for(lambda: _queue_size(url) == 1, 60, "request B to wait in the queue")
+            refused = c.submit(handle_file(CAT), "plain20", "resnet20", api_name="/classify")
+            wait_for(refused.done, 30, "request C to be refused (a queue of 1 is full)")
+            with pytest.raises(QueueError) as e:
+                refused.result()
+            assert str(e.value) == "Queue is full! Please try again."  # gradio_client's words for queue_full
+            assert not held.done() and not waiting.done()
+        finally:
+            gate.unlink(missing_ok=True)  # let A go: A, then B, are answered
+        _check_cat(held.result(timeout=120))
+        _check_cat(waiting.result(timeout=120))
+        assert _queue_size(url) == 0
+        _check_cat(Client(url, verbose=False).predict(handle_file(CAT), "plain20", "resnet20", api_name="/classify"))
+        assert proc.poll() is None
 
 
 def test_listens_on_localhost_unless_told_or_on_a_space(monkeypatch):
@@ -53,9 +86,6 @@ def test_listens_on_localhost_unless_told_or_on_a_space(monkeypatch):
 def _raw_call(server, endpoint, data):
     """POST to Gradio's HTTP API directly (gradio_client would upload local files itself) and return
     the event stream's text: a forged payload reaches the server exactly as written."""
-    import json
-    import urllib.request
-
     req = urllib.request.Request(f"{server}gradio_api/call/{endpoint}", data=json.dumps({"data": data}).encode(),
                                  headers={"Content-Type": "application/json"})
     event_id = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]
@@ -71,7 +101,7 @@ def test_forged_file_payloads_never_read_server_files(server, client, path):
     text = _raw_call(server, "classify", [{"path": path, "meta": {"_type": "gradio.FileData"}}, "plain20", "resnet20"])
     assert "event: error" in text and "event: complete" not in text, text[:500]
     assert "root:" not in text and "confidences" not in text
-    assert client.predict(handle_file(CAT), "plain20", "resnet20", api_name="/classify")[1]["confidences"]
+    _check_cat(client.predict(handle_file(CAT), "plain20", "resnet20", api_name="/classify"))
 
 
 GUARD = '''
@@ -94,9 +124,7 @@ def test_nothing_touches_the_network_at_start_or_on_a_request(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(GUARD)
     log = tmp_path / "net.log"
     with running_app(tmp_path / "app.log", PYTHONPATH=str(tmp_path), NET_LOG=str(log)) as (url, _):
-        from gradio_client import Client
-        assert Client(url, verbose=False).predict(handle_file(CAT), "plain20", "resnet20",
-                                                  api_name="/classify")[1]["confidences"]
+        _check_cat(Client(url, verbose=False).predict(handle_file(CAT), "plain20", "resnet20", api_name="/classify"))
     assert not log.exists() or not log.read_text(), log.read_text()
 
 

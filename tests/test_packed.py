@@ -28,7 +28,7 @@ from engine import checkpoints as ck
 from engine import models, packed
 from engine.train import Recipe, train
 from engine.train_packed import plan, train_packed
-from tests.conftest import kill_after_saves
+from tests.support import kill_after_saves
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,6 @@
-"""The trainer on CPU: the loss falls, a resumed run is bit-identical, a kill leaves a loadable folder."""
+"""The trainer on CPU: the loss falls, a resumed run is bit-identical, a kill leaves a loadable folder
+(kills at moments found by polling the history with a deadline, never by sleeping a guessed time);
+and the data fixture's rule: without CIFAR-10 these tests skip, but fail under CI ($CI true)."""
 import dataclasses
 import os
 import random
@@ -11,7 +13,8 @@ import torch
 
 from engine import checkpoints as ck
 from engine.train import Recipe, lr_at, train
-from tests.conftest import kill_after_saves
+from tests import support
+from tests.support import kill_after_saves
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -100,7 +103,7 @@ def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     folder, seen = tmp_path / "resnet20", []
     random.seed(0)
     for _ in range(3):
-        kill_after_saves([sys.executable, str(script), str(tmp_path)], folder, timeout=60)
+        kill_after_saves([sys.executable, str(script), str(tmp_path)], folder)
         got = ck.load(folder)
         seen.append(got.metrics["iterations"])
     assert seen == sorted(seen) and seen[0] >= 6
@@ -151,3 +154,20 @@ def test_progress_without_tqdm(monkeypatch, capsys):
     bar = progress.progress_bar(range(3), total=3, desc="eval")
     assert list(bar) == [0, 1, 2]
     assert "eval: 3/3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ci_value, outcome", [(None, "skip"), ("", "skip"), ("false", "skip"), ("0", "skip"),
+                                               ("true", "fail"), ("TRUE", "fail"), ("1", "fail"), ("yes", "fail")])
+def test_missing_cifar_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path, ci_value, outcome):
+    """conftest's cifar_dir calls support.require_cifar(path found or None); here without removing data."""
+    if ci_value is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci_value)
+    assert support.ci() is (outcome == "fail")
+    raised = pytest.fail.Exception if outcome == "fail" else pytest.skip.Exception
+    with pytest.raises(raised) as e:
+        support.require_cifar(None)
+    assert str(e.value).startswith(support.CIFAR_MISSING)
+    assert ("$CI is set" in str(e.value)) is (outcome == "fail")
+    assert support.require_cifar(tmp_path) == tmp_path  # found: neither

@@ -1,0 +1,217 @@
+"""Plain helpers the test modules share (no fixtures: those are in conftest.py, which imports these).
+
+- ROOT, EXAMPLES: the repository and its example images.
+- free_port, running_app: `python app.py` in a subprocess on a free port, as users start it.
+- wait_for: poll a condition until a deadline (never a bare sleep), failing the test with a message.
+- kill_after_saves: SIGKILL a training process at a random moment after it saved N more times.
+- ci, require_cifar: without CIFAR-10, a CI run ($CI true) fails; elsewhere the data tests skip.
+- BAD: hostile uploads with the one message serving.images gives each (tests/test_bad_inputs.py
+  sends them through the API, tests/test_browser.py through the page); image_bytes, png_header and
+  animated build such files.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "assets" / "examples"
+
+
+# ---------------------------------------------------------------- waiting, processes, the app
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
+    """condition()'s first truthy value, polled every `interval` s; fails the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serves(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def running_app(log_path, **env_extra):
+    """`python app.py` on a free port, as users start it, with extra environment; yields (URL, process).
+    Fails the test (with the log's tail) if the app exits or does not serve its page within 120 s."""
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", **env_extra}
+    url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while not _serves(url):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not serve: {Path(log_path).read_text()[-3000:]}")
+                time.sleep(0.2)
+            yield url, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def kill_after_saves(cmd: list[str], folder: Path, saves: int = 3, timeout: float = 120) -> None:
+    """Start `cmd`, wait until `folder`'s history has `saves` more rows than before the start, wait a
+    random 0-0.5 s more (random.seed it first), then SIGKILL it: a kill at some moment of a training
+    run. Fails the test if the rows do not come within `timeout` s, or if the process ends by itself
+    before the kill (then nothing was tested)."""
+    from engine.checkpoints import read_history, readable
+
+    def rows() -> int:
+        return len(read_history(readable(folder)))
+
+    start = rows()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            def saved_or_ended():
+                return proc.poll() is not None or rows() >= start + saves
+            wait_for(saved_or_ended, timeout, f"{saves} more history rows in {folder}")
+            if proc.poll() is None:
+                time.sleep(random.uniform(0, 0.5))  # the random moment itself, not a wait for anything
+            if proc.poll() is not None:
+                err.seek(0)
+                pytest.fail(f"{cmd} ended by itself (exit {proc.returncode}) before the kill: "
+                            f"{err.read().decode(errors='replace')[-2000:]}")
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+
+
+# ---------------------------------------------------------------- CIFAR-10 missing: fail under CI
+
+CIFAR_MISSING = ("CIFAR-10 not found: not in data/ or $CIFAR10_DIR, ../shared/cifar10 absent and "
+                 "the download failed")
+
+
+def ci(environ=None) -> bool:
+    """Whether this is a CI run: $CI set to true, 1 or yes (any case), as CI services set it."""
+    env = os.environ if environ is None else environ
+    return env.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_cifar(path, environ=None):
+    """`path` where CIFAR-10 was found. Without it, fail under CI (a CI run must not pass by
+    skipping every data test) and skip elsewhere."""
+    if path is not None:
+        return path
+    if ci(environ):
+        pytest.fail(f"{CIFAR_MISSING}; $CI is set, so this fails instead of skipping", pytrace=False)
+    pytest.skip(CIFAR_MISSING)
+
+
+# ---------------------------------------------------------------- hostile uploads
+
+def image_bytes(mode="RGB", size=(64, 48), fmt="PNG", **save) -> bytes:
+    """A noise image of `size` (w, h) converted to `mode`, saved as `fmt`."""
+    arr = np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    im = Image.fromarray(arr).convert(mode)
+    buf = io.BytesIO()
+    im.save(buf, fmt, **save)
+    return buf.getvalue()
+
+
+def png_header(w: int, h: int) -> bytes:
+    """A valid PNG signature and IHDR claiming w x h, then a tiny IDAT."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def animated(fmt: str) -> bytes:
+    frames = [Image.new("RGB", (32, 32), c) for c in ("red", "blue", "green")]
+    buf = io.BytesIO()
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buf.getvalue()
+
+
+_FORMATS = "upload a PNG, JPEG, WebP, BMP, GIF or TIFF image."
+
+
+def _unsupported(name: str) -> str:
+    return re.escape(f"{name} files are not supported; {_FORMATS}")
+
+
+_UNREADABLE = re.escape(f"the file is not an image that can be read; {_FORMATS}")
+_ANIMATED = r"animated images are not supported; upload a single frame\."
+
+
+def _too_many(w: int, h: int) -> str:  # PIL refuses these itself (count unknown) or we count them
+    return (rf"the image has (too many|{w:,} x {h:,} = {w * h:,}) pixels, over the 50,000,000 limit; "
+            r"upload a smaller image \(for example at most 7000 x 7000\)\.")
+
+
+# name: (file name, bytes, a regex for the whole message (re.fullmatch) serving.images gives this file)
+BAD = {
+    "empty file": ("a.png", b"", r"the file is empty \(0 bytes\); upload an image file\."),
+    "plain text": ("a.png", b"hello, this is not an image\n" * 10, _UNREADABLE),
+    "truncated PNG": ("a.png", image_bytes()[:200],
+                      r"the PNG file is truncated or corrupt \(.+\); upload the complete file or another image\."),
+    "corrupt JPEG": ("a.jpg", image_bytes(fmt="JPEG")[:100] + b"\x00" * 500,
+                     r"the JPEG file is (corrupt or has an invalid size; re-save it with an image editor or "
+                     r"upload another image|truncated or corrupt \(.+\); upload the complete file or another image)\."),
+    "SVG with a script": ("a.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+                          _unsupported("SVG")),
+    "XML": ("a.xml", b'<?xml version="1.0"?><root/>', _unsupported("SVG/XML")),
+    "PSD": ("a.psd", b"8BPS" + b"\x00\x01" + b"\x00" * 200, _unsupported("PSD")),
+    "PDF": ("a.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", _unsupported("PDF")),
+    "HEIC": ("a.heic", b"\x00\x00\x00\x18ftypheic" + b"\x00" * 100, _unsupported("HEIC")),
+    "AVIF": ("a.avif", b"\x00\x00\x00\x18ftypavif" + b"\x00" * 100, _unsupported("AVIF")),
+    "ICO": ("a.ico", image_bytes(size=(32, 32), fmt="ICO"), _unsupported("ICO")),
+    "ZIP": ("a.zip", b"PK\x03\x04" + b"\x00" * 100, _UNREADABLE),
+    "HTML": ("a.html", b"<html><body>hi</body></html>", _UNREADABLE),
+    "animated GIF": ("a.gif", animated("GIF"), _ANIMATED),
+    "animated WebP": ("a.webp", animated("WEBP"), _ANIMATED),
+    "animated PNG": ("a.png", animated("PNG"), _ANIMATED),
+    "1x1 image": ("a.png", image_bytes(size=(1, 1)),
+                  r"the image is 1 x 1 pixels, too small to classify; upload one at least 8 pixels on each side\."),
+    "4x400 image": ("a.png", image_bytes(size=(4, 400)),
+                    r"the image is 4 x 400 pixels, too small to classify; upload one at least 8 pixels on each side\."),
+    "65535x65535 header": ("a.png", png_header(65535, 65535), _too_many(65535, 65535)),
+    "decompression bomb 20000x20000": ("a.png", png_header(20000, 20000), _too_many(20000, 20000)),
+    "0-height header": ("a.png", png_header(64, 0),
+                        r"(the PNG file is corrupt or has an invalid size; re-save it with an image editor or "
+                        r"upload another image|the image has zero size \(64 x 0\); upload another image)\."),
+}
