@@ -144,7 +144,7 @@ class Lab:
             raise gr.Error(f"bn must be one of {list(BN_MODES)}")
         depth = check_depth(depth)
         arr = _load(image)[0] if source == "uploaded image" else None
-        flows, notes = {}, []
+        flows, by_name, notes = {}, {}, []
         for _, served in self._pair(*models.pair(depth), notes, weights):
             if served is None:
                 continue
@@ -155,10 +155,10 @@ class Lab:
                 x_u8, y = arr[None], [CLASSES.index(max(probs, key=probs.get))]
             flow = introspection.gradient_flow(served.model, inputs(served, x_u8), torch.as_tensor(y),
                                                bn_mode=BN_MODES[bn])
-            flows[served.label] = {**flow, "kind": served.spec.kind}
+            flows[served.label] = by_name[served.name] = {**flow, "kind": served.spec.kind}
         if not flows:
             raise gr.Error("Neither model is available with trained weights at this depth; choose weights 'init'.")
-        notes += text.flow_notes(flows, introspection.early_late_ratio)
+        notes += text.flow_notes(by_name, introspection.early_late_ratio)
         title = f"Gradient norms, depth {depth}, {weights} weights, {source}, {bn} BN statistics"
         return (figures.gradient_flow_figure(flows, "conv", title + " (conv weights)"),
                 figures.gradient_flow_figure(flows, "blocks", title + " (block outputs)"), "\n\n".join(notes))
@@ -274,7 +274,9 @@ def queue_size() -> int:
 
 def __getattr__(name):  # `app.demo`: built on first access (PEP 562), so importing app does no work
     if name == "demo":
-        globals()["demo"] = build_demo()
+        settings = Settings.from_env()
+        set_threads(settings.threads)
+        globals()["demo"] = build_demo(settings)
         return globals()["demo"]
     raise AttributeError(f"module 'app' has no attribute {name!r}")
 

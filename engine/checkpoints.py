@@ -9,7 +9,7 @@ A checkpoint is a folder, `checkpoints/NAME/`, holding
 and, while a run is unfinished, train_state.safetensors + train_state.json for --resume.
 model.safetensors + config.json at the folder root is the layout huggingface_hub's
 PyTorchModelHubMixin writes and reads (tests/test_checkpoints.py loads one with from_pretrained),
-so a folder can be pushed to the Hub unchanged; core does not import
+so a folder can be pushed to the Hub unchanged; the engine does not import
 huggingface_hub, because the GPU machines that train the zoo do not have it.
 
 Every save writes a complete new folder next to the old one and swaps it in with two renames, so a
@@ -36,11 +36,12 @@ from safetensors.torch import load as st_load, save as st_save
 
 from engine import models
 from engine.data import CLASSES, NORMALIZATION
+from engine.settings import PROJECT
 
 WEIGHTS, CONFIG, METRICS, HISTORY = "model.safetensors", "config.json", "metrics.json", "history.csv"
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
 FORMAT_VERSION = 1
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
+DEFAULT_ROOT = PROJECT / "checkpoints"
 
 
 class CheckpointError(Exception):
@@ -302,6 +303,16 @@ def records(root=DEFAULT_ROOT) -> list[Record]:
             continue
         out.append(Record(spec, metrics, seeds, read_history(src)))
     return out
+
+
+def not_shipped(name: str, shipped) -> str:
+    """Why a model has no trained weights to show: the one wording the app and the stored views use."""
+    return (f"{name} has no trained checkpoint yet (it comes with a later GPU run); "
+            f"trained now: {', '.join(shipped) or 'none'}")
+
+
+def damaged(name: str, error: Exception) -> str:
+    return f"{name} is unavailable: its checkpoint is damaged ({error})"
 
 
 def verify(root=DEFAULT_ROOT) -> list[tuple[Path, str | None]]:

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.settings import PROJECT
+
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILES = ("test_batch.bin",)
@@ -45,7 +47,6 @@ MD5 = {  # the official files, as listed in ../shared/cifar10/manifest.json
 }
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 TARBALL_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NORMALIZATION = {  # training-set channel statistics, 0-255 scale (checked by the tests)
     "kind": "per_channel",
     "mean": [125.307, 122.950, 113.865],
@@ -70,7 +71,7 @@ def how_to_get(where: Path) -> str:
 
 def find_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The cifar-10-batches-bin folder: from data_dir, else $CIFAR10_DIR, else <project>/data."""
-    root = Path(data_dir or os.environ.get("CIFAR10_DIR") or PROJECT_ROOT / "data")
+    root = Path(data_dir or os.environ.get("CIFAR10_DIR") or PROJECT / "data")
     if root.name != "cifar-10-batches-bin":
         root = root / "cifar-10-batches-bin"
     if not root.is_dir():
@@ -231,11 +232,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m engine.data", description="CIFAR-10 data tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("download", help="fetch the official binary tarball (needs internet)")
-    d.add_argument("dir", nargs="?", default=str(PROJECT_ROOT / "data"))
+    d.add_argument("dir", nargs="?", default=str(PROJECT / "data"))
     c = sub.add_parser("check", help="check sizes, MD5s and per-class counts of a local copy")
     c.add_argument("dir", nargs="?", default=None)
     m = sub.add_parser("sample", help="write the app's test sample (8 test images per class)")
-    m.add_argument("--out", default=str(PROJECT_ROOT / "assets" / "cifar_test_sample.npz"))
+    m.add_argument("--out", default=str(PROJECT / "assets" / "cifar_test_sample.npz"))
     m.add_argument("--data-dir", default=None)
     args = ap.parse_args(argv)
     if args.cmd == "download":

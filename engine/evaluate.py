@@ -22,13 +22,14 @@ import torch
 from engine import checkpoints, models
 from engine.data import eval_batches, load_split
 from engine.progress import progress_bar
+from engine.settings import PROJECT
 
 PAPER_TABLE6 = {  # test error %, He et al. 2016, Table 6 (option A); 110: best of 5 runs
     "resnet20": 8.75, "resnet32": 7.51, "resnet44": 7.17, "resnet56": 6.97,
     "resnet110": 6.43, "resnet1202": 7.93,
 }
 PAPER_NOTES = {"resnet110": "best of 5 runs; mean 6.61±0.16"}
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = PROJECT / "assets"
 
 
 @torch.no_grad()

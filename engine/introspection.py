@@ -36,7 +36,6 @@ mode and all BN buffers exactly afterwards.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -193,14 +193,6 @@ def find(depth: int, shortcut: str | None) -> str | None:
     return next((s.name for s in REGISTRY.values() if s.depth == depth and s.shortcut == shortcut), None)
 
 
-def twin(name: str) -> str | None:
-    """plain56 <-> resnet56 (option A); None where the paper has no twin (resnet1202, option B)."""
-    spec = get_spec(name)
-    if spec.shortcut == "B":
-        return None
-    return find(spec.depth, None if spec.residual else "A")
-
-
 def pair(depth: int) -> tuple[str, str]:
     """(plain, residual option A) names at one of DEPTHS, e.g. pair(56) = ("plain56", "resnet56")."""
     if depth not in DEPTHS:

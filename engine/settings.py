@@ -1,8 +1,10 @@
 """Where things are, and how many threads: one small, frozen object passed down from the entry points.
 
-Only entry points (app.py, the `python -m ...` CLIs) read the environment, through
-`Settings.from_env()`; everything below them takes a Settings (or the paths it holds) as an argument
-and reads no other module's globals.
+The app and `python -m research.precompute` build theirs with `Settings.from_env()`; below them,
+serving, research, figures and ui take a Settings (or the paths it holds) as an argument and read
+neither the environment nor another module's globals. The engine's own CLIs (train, evaluate,
+data, checkpoints) keep their flags; engine.data.find_data_dir resolves --data-dir, else
+$CIFAR10_DIR, else data/.
 
     checkpoints  folder of checkpoint folders ($RESNET_LAB_CHECKPOINTS, else checkpoints/); empty or
                  absent: the app runs every model on fresh weights (untrained mode)
@@ -28,7 +30,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Settings:
-    checkpoints: Path = PROJECT / "checkpoints"
+    checkpoints: Path = PROJECT / "checkpoints"  # = engine.checkpoints.DEFAULT_ROOT
     data_dir: Path | None = None
     research: Path = PROJECT / "assets" / "research"
     sample: Path = PROJECT / "assets" / "cifar_test_sample.npz"

@@ -40,7 +40,7 @@ def imagenet_figure(rows: list[dict]) -> go.Figure:
 
 
 def stack_figure(rows: list[dict]) -> go.Figure:
-    """Rows from imagenet.stack_vs_single(k, C) for several k: weights of both designs vs k,
+    """Rows from research.arch_cost.stack_vs_single(k, C) for several k: weights of both designs vs k,
     with the ratio on hover; the x axis names the matching receptive field."""
     rows = sorted(rows, key=lambda r: r["k"])
     ks = [r["k"] for r in rows]

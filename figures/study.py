@@ -15,15 +15,15 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from figures.theme import DASH, colours, empty, kinds, layout
+from figures.theme import DASH, colours, depth_colours, empty, kinds, layout
 
 
 def curves_figure(curves: dict, log_y: bool = False) -> go.Figure:
-    """{name: {"iter", "train_err", "test_err", "kind"}} -> plain | residual panels; per model a
-    dashed train-error and a solid test-error trace in the model's colour."""
+    """{name: {"iter", "train_err", "test_err", "kind", "depth"}} -> plain | residual panels; per model a
+    dashed train-error and a solid test-error trace in its depth's colour (the same in both panels)."""
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
                         subplot_titles=("plain networks", "residual networks (ResNets)"))
-    colour = colours(kinds(curves))
+    colour = depth_colours({name: c["depth"] for name, c in curves.items()})
     for name, c in curves.items():
         col = 1 if c["kind"] == "plain" else 2
         for split, dash in (("train_err", "dash"), ("test_err", "solid")):

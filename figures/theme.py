@@ -1,8 +1,8 @@
 """One look for every figure: template, font, palette, layout, and the empty-figure message.
 
-Plain nets are drawn in warm colours and residual nets in cool ones, everywhere; which is which
-comes from the data (each series' "kind", read from the model's spec upstream), never from its
-name. Figures fill their container's width (autosize) and leave room above the plot for the
+Plain nets are drawn in warm colours and residual nets in cool ones (colours), except in the
+Fig. 6 curves, whose two panels pair plain-N and ResNet-N by one colour per depth (depth_colours);
+kind and depth come from the data (read from the model's spec upstream), never from a name. Figures fill their container's width (autosize) and leave room above the plot for the
 title and a horizontal legend.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ PALETTE = {  # in order of appearance: callers pass series shallow to deep
     "vgg": ("#7f7f7f",),
 }
 DASH = {"plain": "dash", "residual": "solid", "vgg": "dot"}
+DEPTH = {20: "#1f77b4", 32: "#ff7f0e", 44: "#2ca02c", 56: "#d62728", 110: "#9467bd", 1202: "#8c564b"}
 
 
 def colours(kinds: dict[str, str]) -> dict[str, str]:
@@ -27,6 +28,13 @@ def colours(kinds: dict[str, str]) -> dict[str, str]:
         out[name] = family[seen.get(kind, 0) % len(family)]
         seen[kind] = seen.get(kind, 0) + 1
     return out
+
+
+def depth_colours(depths: dict[str, int]) -> dict[str, str]:
+    """{series: colour} for {series: depth}: one colour per depth (the Fig. 6 panels pair plain-N with
+    ResNet-N by colour); depths outside DEPTH take the plain family in order."""
+    spare = iter(PALETTE["plain"] * len(depths))
+    return {name: DEPTH.get(d) or next(spare) for name, d in depths.items()}
 
 
 def kinds(data: dict) -> dict[str, str]:

@@ -2,7 +2,7 @@
 and why 3x3 kernels. Counted on architectures only: no ImageNet data, no weights.
 
 count(arch) builds torchvision's definition with no weights on the meta device (no memory, no
-arithmetic: a few ms per net) and counts one forward pass of a 1 x 3 x 224 x 224 image with
+arithmetic) and counts one forward pass of a 1 x 3 x 224 x 224 image with
 torch.utils.flop_counter.FlopCounterMode, which counts convolutions and matrix products only
 (a multiply-add = 2 FLOPs; BN, ReLU, pooling and the shortcut additions are not counted; the number of
 scalar shortcut additions is reported separately as "additions").

@@ -27,6 +27,7 @@ from torch import nn
 from engine import models
 from engine.evaluate import error_rate
 
+
 class Lesioned(nn.Module):
     """A deleted block (Veit et al. 2016), at test time, no retraining.
 

@@ -6,9 +6,9 @@
 Each view is computed from the checkpoint folders (settings.checkpoints) and CIFAR-10
 (settings.data_dir) by the pure functions of research/, then written to settings.research/VIEW.json
 with a stamp: the sha256 of the weights of every checkpoint it used and the list of checkpoints
-present. Store.load returns a view's data only while both are unchanged, so a new, retrained,
-removed or damaged checkpoint makes the stored result stale instead of silently wrong (the tabs
-say so, or compute live where they can). Each view's runtime is printed; the README quotes them.
+present, and the layout's FORMAT. Store.load returns a view's data only while all are unchanged, so
+a new, retrained, removed or damaged checkpoint (or an older layout) makes the stored result stale
+instead of silently wrong (the tabs say so, or compute live where they can). Each view's runtime is printed; the README quotes them.
 
 View formats (JSON): layer_responses {name: {"layers", "std", "kind"}}; lesion {name: lesion.study
 + "images", "n_images", "seconds"}; landscape {name: landscape.surface + "n_images", "seconds"};
@@ -31,7 +31,10 @@ from research import arch_cost, landscape, lesion, shattered, study
 
 
 class Store:
-    """The stored views of one research folder, stamped against one checkpoint folder."""
+    """The stored views of one research folder, stamped against one checkpoint folder. A file of
+    another FORMAT (an older layout of the data) counts as stale, like a changed checkpoint."""
+
+    FORMAT = 2  # 2: every per-model entry carries its "kind"
 
     def __init__(self, settings: Settings):
         self.dir, self.root = Path(settings.research), Path(settings.checkpoints)
@@ -53,7 +56,7 @@ class Store:
         """Write DIR/VIEW.json (atomically) with the stamp of the checkpoints `names`."""
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"{view}.json"
-        doc = {"view": view, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        doc = {"view": view, "format": self.FORMAT, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                "stamp": self.stamp(names), "shipped": self._shipped(), "data": data}
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(doc, separators=(",", ":")))
@@ -68,7 +71,8 @@ class Store:
 
     def _current(self, doc: dict) -> bool:
         """Same weights for every stamped checkpoint, and the same set of checkpoints present."""
-        return self.stamp(doc["stamp"]) == doc["stamp"] and doc.get("shipped") == self._shipped()
+        return (doc.get("format") == self.FORMAT and self.stamp(doc["stamp"]) == doc["stamp"]
+                and doc.get("shipped") == self._shipped())
 
     def load(self, view: str):
         """The stored data of VIEW, or None if there is none or any stamped checkpoint changed or vanished."""
@@ -84,9 +88,12 @@ class Store:
         return f"{view}: computed {doc['created']} from {', '.join(doc['stamp']) or 'fresh weights'} ({state})"
 
 
-def _loaded(s: Settings):
-    """(name, Checkpoint) for every loadable checkpoint folder."""
+def _loaded(s: Settings, names=None):
+    """(name, Checkpoint) for every loadable checkpoint folder (of `names`, if given); a damaged one
+    is skipped with a line saying so."""
     for folder in checkpoints.list_folders(s.checkpoints):
+        if names is not None and folder.name not in names:
+            continue
         try:
             yield folder.name, checkpoints.load(folder)
         except checkpoints.CheckpointError as e:
@@ -95,6 +102,8 @@ def _loaded(s: Settings):
 
 def layer_responses(s: Settings, limit: int | None = None):
     """Fig. 7 over the test set (the first `limit` images if given), each net with its own normalisation."""
+    if not checkpoints.list_folders(s.checkpoints):
+        return {}, []
     x, _ = load_split("test", s.data_dir)
     x = torch.from_numpy(x[:limit] if limit else x)
     out = {}
@@ -132,13 +141,12 @@ def surfaces(s: Settings, n_images: int = 500, steps: int = 11, span: float = 1.
     x, y = load_split("train", s.data_dir)
     x, y = torch.as_tensor(x[:n_images]), torch.as_tensor(y[:n_images])
     out = {}
-    for name in names:
-        ck = checkpoints.load(Path(s.checkpoints) / name)
+    for name, ck in _loaded(s, names):
         t = time.perf_counter()
         res = landscape.surface(ck.model, normalize(x, ck.normalization), y, landscape.grid(span, steps),
                                 landscape.grid(span, steps), device=device)
         out[name] = {**res, "n_images": int(len(x)), "seconds": round(time.perf_counter() - t, 1)}
-    return out, list(names)
+    return out, list(out)
 
 
 def gradient_lines(s: Settings):
@@ -153,13 +161,17 @@ def gradient_lines(s: Settings):
             for name in models.pair(depth):
                 if weights == "init":
                     model, norm = models.calibrated(name), NORMALIZATION
-                elif name in shipped:
-                    ck = checkpoints.load(Path(s.checkpoints) / name)
+                elif name not in shipped:
+                    notes.append(f"`{name}`: unavailable. {checkpoints.not_shipped(name, shipped)}")
+                    continue
+                else:
+                    try:
+                        ck = checkpoints.load(Path(s.checkpoints) / name)
+                    except checkpoints.CheckpointError as e:
+                        notes.append(f"`{name}`: unavailable. {checkpoints.damaged(name, e)}")
+                        continue
                     model, norm = ck.model, ck.normalization
                     used.append(name)
-                else:
-                    notes.append(f"`{name}`: unavailable. {name} has no trained checkpoint yet")
-                    continue
                 nets[f"{name} ({weights})"] = (model, *normalize(torch.as_tensor(x[:2]), norm))
             out[f"{weights}{depth}"] = {"lines": shattered.lines(nets), "notes": notes}
     return out, sorted(set(used))

@@ -12,7 +12,8 @@ diagnosis               against the next shallower record with the same shortcut
                         "overfitting" (train error lower or equal, test error higher), "better" (test
                         error lower), "same" (test error equal), "—" (no shallower model, or an error
                         is missing). Held case by case by tests/test_study.py.
-curves(records)         Fig. 6: {name: {"iter", "train_err", "test_err", "kind"}} from the histories.
+curves(records)         Fig. 6: {name: {"iter", "train_err", "test_err", "kind", "depth"}} from the
+                        histories.
 layer_responses(...)    Fig. 7: for every 3x3 conv in forward order ("bn1", "layer1.0.bn1",
                         "layer1.0.bn2", ...; 6n+1 of them, 19 for a 20-layer net) the std of the
                         output of the BN that follows it (after BN, before ReLU/addition, as in the
@@ -97,11 +98,12 @@ def results_table(records):
 
 
 def curves(records) -> dict[str, dict]:
-    """Fig. 6: {name: {"iter", "train_err", "test_err" (lists, None where not logged), "kind"}}
+    """Fig. 6: {name: {"iter", "train_err", "test_err" (lists, None where not logged), "kind", "depth"}}
     for every record with a history."""
     return {r.spec.name: {"iter": [h.get("iter") for h in r.history],
                           "train_err": [h.get("train_err") for h in r.history],
-                          "test_err": [h.get("test_err") for h in r.history], "kind": r.spec.kind}
+                          "test_err": [h.get("test_err") for h in r.history], "kind": r.spec.kind,
+                          "depth": r.spec.depth}
             for r in records if r.history}
 
 

@@ -1,4 +1,4 @@
-"""The models the app serves: which are trained, loading each once, classifying, and the CPU budget.
+"""The models the app serves: which are trained, loading each once, and classifying.
 
 - `Zoo(settings)` serves the checkpoint folders under settings.checkpoints. A model with a folder is
   served with its GPU-trained weights and its measured errors; a model without one is unavailable
@@ -8,7 +8,8 @@
 - Models load on first use and stay cached in the Zoo; nothing is read when this module is
   imported or a Zoo is made, and nothing touches the network.
 - classify() runs a copy with every BN folded into its conv (fold_bn): the same outputs as the
-  model to float rounding (held by tests/test_zoo.py for every depth), fewer operations.
+  model to float rounding (held by tests/test_zoo.py for plain, option-A and option-B nets of
+  depth 20 to 110), fewer operations.
 """
 from __future__ import annotations
 
@@ -107,8 +108,7 @@ class Zoo:
         if weights not in WEIGHTS:
             raise ModelUnavailable(f"weights must be one of {WEIGHTS}, not {weights!r}")
         if weights == "trained" and not self.untrained_mode() and name not in self.shipped():
-            raise ModelUnavailable(f"{name} has no trained checkpoint yet (it comes with a later GPU run); "
-                                   f"trained now: {', '.join(self.shipped())}")
+            raise ModelUnavailable(checkpoints.not_shipped(name, self.shipped()))
         key = (name, "init" if self.untrained_mode() else weights)
         with self._lock:
             if key not in self._loaded:
@@ -123,7 +123,7 @@ class Zoo:
         try:
             ck = checkpoints.load(self.root / name)
         except checkpoints.CheckpointError as e:
-            raise ModelUnavailable(f"{name} is unavailable: its checkpoint is damaged ({e})") from None
+            raise ModelUnavailable(checkpoints.damaged(name, e)) from None
         return Served(name, ck.model.eval(), True, ck.normalization, ck.metrics)
 
     def pair(self, plain: str, residual: str, weights: str = "trained") -> list[tuple[str, Served | None, str]]:

@@ -64,7 +64,7 @@ def test_twins_identical_state_dict(depth, net):
     plain, res = net(f"plain{depth}").state_dict(), net(f"resnet{depth}").state_dict()
     assert list(plain) == list(res)
     assert all(plain[k].shape == res[k].shape for k in plain)
-    assert models.twin(f"plain{depth}") == f"resnet{depth}" and models.twin(f"resnet{depth}") == f"plain{depth}"
+    assert models.pair(depth) == (f"plain{depth}", f"resnet{depth}")
 
 
 def test_reference_layout_keys(net):
@@ -127,16 +127,16 @@ def test_captum_safe_relus(name, net):
 
 @pytest.mark.parametrize("name", models.list_models())
 def test_spec_is_the_truth(name):
-    """Kind, depth and option come from the spec; pair/twin/find agree with it for every model."""
+    """Kind, depth and option come from the spec; pair and find agree with it for every model."""
     spec = models.get_spec(name)
     assert spec.kind == ("residual" if spec.shortcut else "plain")
     assert models.find(spec.depth, spec.shortcut) == name
     if spec.depth in models.DEPTHS and spec.shortcut != "B":
         plain, residual = models.pair(spec.depth)
-        assert name in (plain, residual) and models.twin(name) == (residual if name == plain else plain)
+        assert name in (plain, residual)
         assert models.get_spec(plain).kind == "plain" and models.get_spec(residual).shortcut == "A"
-    else:
-        assert models.twin(name) is None
+    else:  # option B, resnet1202: in no pair
+        assert name not in [n for d in models.DEPTHS for n in models.pair(d)]
 
 
 def test_deepest_pair():

@@ -34,3 +34,12 @@ def test_shipped_views_are_current():
     store = Store(Settings())
     for view in VIEWS:
         assert store.load(view) is not None, f"{view}: {store.info(view)} (run python -m research.precompute)"
+
+
+def test_an_older_layout_is_stale(tmp_path):
+    store = Store(Settings(checkpoints=tmp_path / "none", research=tmp_path))
+    path = store.save("demo", {"x": 1}, [])
+    assert store.load("demo") == {"x": 1}
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "format": Store.FORMAT - 1}))
+    assert store.load("demo") is None and "STALE" in store.info("demo")

@@ -99,9 +99,9 @@ def test_curves_and_figure(root):
     by_name = {t.name: t for t in fig.data}
     assert by_name["plain20 train"].line.dash == "dash" and by_name["plain20 test"].line.dash == "solid"
     assert by_name["plain20 test"].xaxis == "x" and by_name["resnet20 test"].xaxis == "x2"
-    assert by_name["plain20 test"].line.color in theme.PALETTE["plain"]  # plain warm, residual cool
-    assert by_name["resnet20 test"].line.color in theme.PALETTE["residual"]
-    assert by_name["plain20 test"].line.color != by_name["plain32 test"].line.color
+    assert by_name["plain20 test"].line.color == by_name["resnet20 test"].line.color == theme.DEPTH[20]
+    assert by_name["plain32 test"].line.color == theme.DEPTH[32] != theme.DEPTH[20]
+    assert c["resnet20b"]["depth"] == 20
     assert "iteration" in by_name["plain20 test"].hovertemplate
     assert figures_study.curves_figure(c, log_y=True).layout.yaxis.type == "log"
     fig.to_json()

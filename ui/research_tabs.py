@@ -83,7 +83,7 @@ class Research:
 
     def __init__(self, zoo: Zoo):
         self.zoo, self.store = zoo, Store(zoo.settings)
-        self.files = Path(tempfile.gettempdir()) / "resnet-lab"
+        self.files: Path | None = None  # a private temporary folder, made on the first download
 
     def _missing(self, shown) -> str:
         return text.missing(WANTED, self.zoo.shipped(), list(shown))
@@ -98,7 +98,7 @@ class Research:
         """The table as a CSV file named by its content: a click writes no new file, two clicks with the
         same table share one file, and the file is renamed into place whole."""
         body = df.to_csv(index=False).encode()
-        self.files.mkdir(parents=True, exist_ok=True)
+        self.files = self.files or Path(tempfile.mkdtemp(prefix="resnet-lab-"))
         path = self.files / f"results-{hashlib.sha256(body).hexdigest()[:16]}.csv"
         if not path.is_file():
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
