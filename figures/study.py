@@ -40,15 +40,15 @@ def curves_figure(curves: dict, log_y: bool = False) -> go.Figure:
     if not log_y:
         fig.update_yaxes(rangemode="tozero")
     if not curves:
-        return empty("Training on CIFAR-10", "no training histories shipped yet", 440)
-    return layout(fig, "Training on CIFAR-10 (dashed: training error, solid: test error)", 440)
+        return empty("Training on CIFAR-10", "no training histories shipped yet", 440, "below")
+    return layout(fig, "Training on CIFAR-10 (dashed: training error, solid: test error)", 440, "below")
 
 
 def layer_responses_figure(data: dict, sorted_: bool = False) -> go.Figure:
     """{name: {"layers": [...], "std": [...], "kind"}} -> one line per model, x = layer index (1-based, in
     forward order, or by std descending when sorted_), y = std of the layer response."""
     if not data:
-        return empty("Std of 3×3 layer responses", "no layer responses computed yet", 440)
+        return empty("Std of 3×3 layer responses", "no layer responses computed yet", 440, "below")
     fig = go.Figure()
     colour = colours(kinds(data))
     for name in data:
@@ -64,4 +64,4 @@ def layer_responses_figure(data: dict, sorted_: bool = False) -> go.Figure:
     fig.update_xaxes(title_text="layer index (sorted by magnitude)" if sorted_ else "layer index (original)")
     fig.update_yaxes(title_text="std of layer response", rangemode="tozero")
     return layout(fig, "Std of 3×3 layer responses (after BN, before ReLU/addition): plain warm, residual cool",
-                  440)
+                  440, "below")

@@ -42,19 +42,26 @@ def kinds(data: dict) -> dict[str, str]:
     return {name: entry["kind"] for name, entry in data.items()}
 
 
-def layout(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(template=TEMPLATE, autosize=True, height=height + (30 if title else 0), font=FONT,
-                      title=dict(text=title, x=0.01, y=0.99, yanchor="top") if title else None,
-                      margin=dict(l=70, r=30, t=100 if title else 50, b=50),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0.0))
+def layout(fig: go.Figure, title: str, height: int, legend: str = "top") -> go.Figure:
+    """The shared look. legend "top": a horizontal legend above the plot, the title above it;
+    "below": the legend under the x axis (figures whose subplots carry their own titles)."""
+    if legend == "below":
+        fig.update_layout(title=dict(text=title, x=0.01) if title else None, margin=dict(l=60, r=20, t=70, b=90),
+                          legend=dict(orientation="h", y=-0.18))
+    else:
+        fig.update_layout(title=dict(text=title, x=0.01, y=0.99, yanchor="top") if title else None,
+                          margin=dict(l=70, r=30, t=100 if title else 50, b=50),
+                          legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0.0))
+        height += 30 if title else 0
+    fig.update_layout(template=TEMPLATE, autosize=True, height=height, font=FONT)
     return fig
 
 
-def empty(title: str, message: str, height: int = 300) -> go.Figure:
+def empty(title: str, message: str, height: int = 300, legend: str = "top") -> go.Figure:
     """A figure that says why there is nothing to show."""
     fig = go.Figure()
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
                        font=dict(size=15, color="#666"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return layout(fig, title, height)
+    return layout(fig, title, height, legend)
