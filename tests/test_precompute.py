@@ -33,7 +33,8 @@ def test_cli_writes_stamped_views(tmp_path, cifar_dir):
     store = Store(Settings(checkpoints=ck, research=out))
     data = store.load("shattered")
     assert list(data["trained20"]["lines"]) == ["resnet20 (trained)"]  # plain20 is not in this folder
-    assert data["trained20"]["notes"] == ["`plain20`: unavailable. plain20 has no trained checkpoint yet"]
+    assert data["trained20"]["notes"] == ["`plain20`: unavailable. plain20 has no trained checkpoint yet "
+                                          "(it comes with a later GPU run); trained now: resnet20"]
     assert list(data["init110"]["lines"]) == ["plain110 (init)", "resnet110 (init)"]
     assert data["init110"]["lines"]["plain110 (init)"]["kind"] == "plain"
     assert store.load("vgg_vs_resnet")["table"][0]["arch"] == "vgg16"
