@@ -158,7 +158,7 @@ class Lab:
             flows[served.label] = by_name[served.name] = {**flow, "kind": served.spec.kind}
         if not flows:
             raise gr.Error("Neither model is available with trained weights at this depth; choose weights 'init'.")
-        notes += text.flow_notes(by_name, introspection.early_late_ratio)
+        notes += text.flow_notes(by_name)
         title = f"Gradient norms, depth {depth}, {weights} weights, {source}, {bn} BN statistics"
         return (figures.gradient_flow_figure(flows, "conv", title + " (conv weights)"),
                 figures.gradient_flow_figure(flows, "blocks", title + " (block outputs)"), "\n\n".join(notes))
@@ -178,9 +178,9 @@ def _choices(zoo: Zoo, names):
             for n in names]
 
 
-def build_demo(settings: Settings | None = None) -> gr.Blocks:
-    """The whole dashboard over the checkpoints of `settings` (default: Settings.from_env())."""
-    zoo = Zoo(settings or Settings.from_env())
+def build_demo(settings: Settings) -> gr.Blocks:
+    """The whole dashboard over the checkpoints of `settings`."""
+    zoo = Zoo(settings)
     lab = Lab(zoo)
     d = default_depth(zoo)
     plain_d, residual_d = models.pair(d)
@@ -272,18 +272,22 @@ def queue_size() -> int:
     return int(os.environ.get("RESNET_LAB_QUEUE") or 64)
 
 
+def from_env() -> gr.Blocks:
+    """The demo as the environment asks for it, with torch's threads set to the CPU quota (and
+    denormals flushed) first."""
+    settings = Settings.from_env()
+    set_threads(settings.threads)
+    return build_demo(settings)
+
+
 def __getattr__(name):  # `app.demo`: built on first access (PEP 562), so importing app does no work
     if name == "demo":
-        settings = Settings.from_env()
-        set_threads(settings.threads)
-        globals()["demo"] = build_demo(settings)
+        globals()["demo"] = from_env()
         return globals()["demo"]
     raise AttributeError(f"module 'app' has no attribute {name!r}")
 
 
 if __name__ == "__main__":
-    settings = Settings.from_env()
-    set_threads(settings.threads)  # the real CPU quota, denormals flushed
     host, port = serve_address()
-    build_demo(settings).queue(max_size=queue_size(), default_concurrency_limit=1).launch(
+    from_env().queue(max_size=queue_size(), default_concurrency_limit=1).launch(
         server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=False)

@@ -74,18 +74,24 @@ class Store:
         return (doc.get("format") == self.FORMAT and self.stamp(doc["stamp"]) == doc["stamp"]
                 and doc.get("shipped") == self._shipped())
 
+    def lookup(self, view: str) -> tuple[object, str]:
+        """(the stored data of VIEW, or None if there is none or it is stale; one line for the UI on
+        when it was computed, from which checkpoints, and whether it is current), from one read."""
+        doc = self._doc(view)
+        if doc is None:
+            return None, f"{view}: not precomputed (run `python -m research.precompute`)"
+        current = self._current(doc)
+        state = "current" if current else "STALE (checkpoints changed: run python -m research.precompute)"
+        info = f"{view}: computed {doc['created']} from {', '.join(doc['stamp']) or 'fresh weights'} ({state})"
+        return (doc["data"] if current else None), info
+
     def load(self, view: str):
         """The stored data of VIEW, or None if there is none or any stamped checkpoint changed or vanished."""
-        doc = self._doc(view)
-        return doc["data"] if doc is not None and self._current(doc) else None
+        return self.lookup(view)[0]
 
     def info(self, view: str) -> str:
         """One line for the UI: when VIEW was computed and from which checkpoints."""
-        doc = self._doc(view)
-        if doc is None:
-            return f"{view}: not precomputed (run `python -m research.precompute`)"
-        state = "current" if self._current(doc) else "STALE (checkpoints changed: run python -m research.precompute)"
-        return f"{view}: computed {doc['created']} from {', '.join(doc['stamp']) or 'fresh weights'} ({state})"
+        return self.lookup(view)[1]
 
 
 def _loaded(s: Settings, names=None):
@@ -160,7 +166,7 @@ def gradient_lines(s: Settings):
             nets, notes = {}, []
             for name in models.pair(depth):
                 if weights == "init":
-                    model, norm = models.calibrated(name), NORMALIZATION
+                    nets[name] = models.calibrated(name), NORMALIZATION
                 elif name not in shipped:
                     notes.append(f"`{name}`: unavailable. {checkpoints.not_shipped(name, shipped)}")
                     continue
@@ -170,10 +176,9 @@ def gradient_lines(s: Settings):
                     except checkpoints.CheckpointError as e:
                         notes.append(f"`{name}`: unavailable. {checkpoints.damaged(name, e)}")
                         continue
-                    model, norm = ck.model, ck.normalization
+                    nets[name] = ck.model, ck.normalization
                     used.append(name)
-                nets[f"{name} ({weights})"] = (model, *normalize(torch.as_tensor(x[:2]), norm))
-            out[f"{weights}{depth}"] = {"lines": shattered.lines(nets), "notes": notes}
+            out[f"{weights}{depth}"] = {"lines": shattered.pair_lines(nets, x, weights), "notes": notes}
     return out, sorted(set(used))
 
 

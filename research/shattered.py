@@ -13,7 +13,8 @@ looks like white noise (autocorrelation ~0 from lag 1 on), residual nets' g stay
 
 Fresh nets for the "init" view are engine.models.calibrated (BN statistics of one random batch,
 so an eval-mode forward at init normalises, also in deep plain nets). lines() builds the view's
-data for several nets at once, each entry with its autocorrelation and kind. DEFAULT_POINTS = 128 is
+data for several nets at once, each entry with its autocorrelation and kind; pair_lines is the
+view at one depth, for the stored view and the app's live fallback alike. DEFAULT_POINTS = 128 is
 the view's resolution (callers may ask for more). The stored lines for every depth, at init and
 trained, are assets/research/shattered.json; their lag-1 values are quoted in the README.
 """
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from engine.data import normalize
 
 DEFAULT_POINTS = 128
 
@@ -75,6 +78,14 @@ def autocorrelation(g, max_lag: int = 50) -> list[float]:
     if denom == 0.0 or not np.isfinite(denom):
         return [1.0] + [0.0] * max_lag
     return [float(h[: n - k] @ h[k:]) / denom for k in range(max_lag + 1)]
+
+
+def pair_lines(nets: dict, images_u8, weights: str, points: int = DEFAULT_POINTS) -> dict:
+    """The view at one depth: {f"{name} ({weights})": line} for nets = {name: (model, normalization)},
+    between images 0 and 1 of images_u8 (uint8, N x 3 x 32 x 32), each normalised for its net."""
+    x = torch.as_tensor(images_u8[:2])
+    return lines({f"{name} ({weights})": (model, *normalize(x, norm)) for name, (model, norm) in nets.items()},
+                 points)
 
 
 def lines(nets: dict, points: int = DEFAULT_POINTS) -> dict:

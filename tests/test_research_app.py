@@ -104,3 +104,19 @@ def test_vgg_vs_resnet(client):
 def test_bad_research_parameters_are_refused(client, args, api, message):
     with pytest.raises(AppError, match=message):  # Gradio checks choices and ranges itself
         client.predict(*args, api_name=api)
+
+
+def test_shattered_computed_live_equals_the_stored_view(tmp_path):
+    """With no stored views the tab computes the same lines itself (same nets, same images)."""
+    from serving.zoo import Zoo
+    from ui.research_tabs import Research
+
+    stored = Store(Settings()).load("shattered")
+    live = Research(Zoo(Settings(research=tmp_path)))
+    for weights in ("init", "trained"):
+        lines, notes = live._live_lines(20, weights)
+        assert list(lines) == list(stored[f"{weights}20"]["lines"]) and notes == stored[f"{weights}20"]["notes"]
+        for label, line in lines.items():
+            assert line["g"] == pytest.approx(stored[f"{weights}20"]["lines"][label]["g"], rel=1e-5, abs=1e-6)
+    fig, note = live.shattered("init", 20)
+    assert note.endswith("computed live") and len(fig.data) == 4

@@ -19,7 +19,7 @@ import gradio as gr
 import torch
 
 from engine import checkpoints, models
-from engine.data import normalize
+from engine.data import NORMALIZATION, normalize
 from figures import cost, landscape as landscape_fig, probes, study as study_fig
 from research import arch_cost, landscape, shattered, study
 from research.precompute import Store
@@ -89,7 +89,7 @@ class Research:
         return text.missing(WANTED, self.zoo.shipped(), list(shown))
 
     def _stored(self, view: str):
-        data, info = self.store.load(view), self.store.info(view)
+        data, info = self.store.lookup(view)
         if not data:
             raise gr.Error(f"No current {view.replace('_', '-')} data: {info}")
         return data, info
@@ -109,7 +109,8 @@ class Research:
     def results(self):
         df = study.results_table(checkpoints.records(self.zoo.root))
         note = text.diagnosis(df.to_dict("records")) + "\n\n" + self._missing(df["model"])
-        return df.drop(columns="reference").round(3), note, self._csv(df.drop(columns="reference"))
+        shown = df.drop(columns="reference")
+        return shown.round(3), note, self._csv(shown)
 
     def curves(self, log_y=False):
         data = study.curves(checkpoints.records(self.zoo.root))
@@ -139,7 +140,7 @@ class Research:
                 raise gr.Error(str(e)) from None
             lines[name] = landscape.line(served.model, normalize(torch.as_tensor(x_u8), served.normalization),
                                          torch.as_tensor(y), landscape.LIVE_ALPHAS)
-        data, info = self.store.load("landscape"), self.store.info("landscape")
+        data, info = self.store.lookup("landscape")
         surf = landscape_fig.landscape_surface_figure(data, kind=kind) if data else None
         return landscape_fig.landscape_line_figure(lines), surf, info
 
@@ -147,26 +148,27 @@ class Research:
         if weights not in ("trained", "init"):
             raise gr.Error("weights must be 'trained' or 'init'")
         depth = check_depth(depth)
-        entry = (self.store.load("shattered") or {}).get(f"{weights}{depth}")
+        data, info = self.store.lookup("shattered")
+        entry = (data or {}).get(f"{weights}{depth}")
         if entry and entry["lines"]:
-            lines, notes, source = entry["lines"], entry["notes"], self.store.info("shattered")
+            lines, notes, source = entry["lines"], entry["notes"], info
         else:  # nothing stored: compute it live
-            pair = self.zoo.pair(*models.pair(depth), weights)
-            lines, source = self._live_lines(pair, weights), "computed live"
-            notes = [text.unavailable(name, why) for name, served, why in pair if served is None]
+            lines, notes = self._live_lines(depth, weights)
+            source = "computed live"
         if not lines:
             raise gr.Error("Neither model is shipped at this depth; choose weights 'init'.")
         return probes.shattered_figure(lines), "\n\n".join(notes + text.autocorr_notes(lines) + [source])
 
-    def _live_lines(self, pair, weights: str) -> dict:
-        x, _ = self.zoo.test_sample()
-        nets = {}
-        for name, served, _ in pair:
-            if served is None:
-                continue
-            model = served.model if weights == "trained" else models.calibrated(name)
-            nets[served.label] = (model, *normalize(torch.as_tensor(x[:2]), served.normalization))
-        return shattered.lines(nets)
+    def _live_lines(self, depth: int, weights: str) -> tuple[dict, list[str]]:
+        """The shattered view at one depth, computed now: fresh calibrated nets (as stored), or the
+        served ones (with a note for each that is unavailable)."""
+        if weights == "init":
+            nets, notes = {n: (models.calibrated(n), NORMALIZATION) for n in models.pair(depth)}, []
+        else:
+            pair = self.zoo.pair(*models.pair(depth), weights)
+            nets = {name: (s.model, s.normalization) for name, s, _ in pair if s is not None}
+            notes = [text.unavailable(name, why) for name, s, why in pair if s is None]
+        return shattered.pair_lines(nets, self.zoo.test_sample()[0], weights), notes
 
     def vgg_vs_resnet(self, channels=64):
         try:
@@ -175,7 +177,7 @@ class Research:
             channels = 0
         if not 1 <= channels <= 1024:
             raise gr.Error("channels must be between 1 and 1024")
-        data = self.store.load("vgg_vs_resnet")
+        data, _ = self.store.lookup("vgg_vs_resnet")
         rows = data["table"] if data else arch_cost.table()
         stack = [arch_cost.stack_vs_single(k, channels) for k in range(1, 6)]
         return cost.imagenet_figure(rows), cost.stack_figure(stack), [[r["arch"], r["params"], r["macs"]] for r in rows]

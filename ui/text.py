@@ -1,12 +1,14 @@
 """Every sentence the dashboard shows: tab introductions, notes built from results, the banner.
 
-Pure functions from data (Served models, result rows, flows) to Markdown; no gradio, no torch.
+Pure functions from data (Served models, result rows, flows) to Markdown; no gradio.
 The numbers in the tab introductions are the paper's (He et al. 2016, Veit et al. 2016, Li et al.
 2018, Balduzzi et al. 2017); our measured numbers are only ever formatted from data.
 """
 from __future__ import annotations
 
 import math
+
+from engine.introspection import early_late_ratio
 
 INTRO = {
     "classify": "Both nets have the same layers and the same parameters; the residual one only adds each "
@@ -121,14 +123,14 @@ def diagnosis(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def flow_notes(flows: dict[str, dict], ratio) -> list[str]:
-    """Per model its loss, first-conv gradient and first/last ratio (ratio(flow)); for a pair, the
-    plain / residual ratio of the first-conv gradients (flows in the order plain, residual)."""
+def flow_notes(flows: dict[str, dict]) -> list[str]:
+    """Per model its loss, first-conv gradient and first/last ratio (introspection.early_late_ratio);
+    for a pair, the plain / residual ratio of the first-conv gradients (flows: plain, then residual)."""
     notes = []
     for label, flow in flows.items():
         first = flow["conv"][-1]
         notes.append(f"`{label}`: loss {flow['loss']:.3g}; gradient norm at `{first[0]}` (first conv) "
-                     f"{first[1]:.3g}; first/last conv ratio {ratio(flow):.3g}")
+                     f"{first[1]:.3g}; first/last conv ratio {early_late_ratio(flow):.3g}")
     if len(flows) == 2:
         a, b = (f["conv"][-1][1] for f in flows.values())
         notes.append(f"First-conv gradient, plain / residual: **{a / b:.3g}**")
