@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import threading
@@ -143,11 +144,25 @@ def inputs(served: Served, images_uint8: np.ndarray) -> torch.Tensor:
     return normalize(x[None] if x.dim() == 3 else x, served.normalization)
 
 
+@contextlib.contextmanager
+def one_thread():
+    """torch's intra-op threads set to 1 inside, restored after: one 32x32 image is too little work
+    to split across cores, and the split costs more than it gains as soon as anything else (the
+    server's event loop, a client) wants a core (README, latency: bench/app_latency.py)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def classify(served: Served, image_uint8: np.ndarray) -> tuple[dict[str, float], float]:
-    """({class: probability} for all 10 classes, model seconds) for one 3 x 32 x 32 uint8 image."""
+    """({class: probability} for all 10 classes, model seconds) for one 3 x 32 x 32 uint8 image,
+    on one thread (one_thread)."""
     torch.set_flush_denormal(True)  # per thread: servers call from worker threads
     x = inputs(served, image_uint8)
     t = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), one_thread():
         p = torch.softmax(served.fast(x)[0], 0)
     return {c: float(v) for c, v in zip(CLASSES, p)}, time.perf_counter() - t

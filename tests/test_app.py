@@ -386,15 +386,15 @@ def test_readme_client_example_runs_as_written(server, monkeypatch):
 def test_source_accepts_only_uploads_and_examples(tmp_path, monkeypatch):
     import gradio as gr
 
-    import app
+    from ui import lab
 
     upload = tmp_path / "uploads"
     upload.mkdir()
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(upload))
     ok = upload / "x.png"
     ok.write_bytes(b"x")
-    assert app._source({"path": str(ok)}) == ok.resolve()
-    assert app._source({"path": str(EX / "cifar_cat.png")}) == (EX / "cifar_cat.png").resolve()
+    assert lab._source({"path": str(ok)}) == ok.resolve()
+    assert lab._source({"path": str(EX / "cifar_cat.png")}) == (EX / "cifar_cat.png").resolve()
     link = upload / "link.png"
     link.symlink_to(ROOT / "app.py")  # a link out of the upload folder
     elsewhere = "That file is not an upload of this session; upload the image again."
@@ -407,5 +407,5 @@ def test_source_accepts_only_uploads_and_examples(tmp_path, monkeypatch):
             ({"path": ""}, "That upload could not be read; upload the image again."),
             (None, "Upload an image first, or pick one of the examples.")):
         with pytest.raises(gr.Error) as e:
-            app._source(bad)
+            lab._source(bad)
         assert e.value.message == message, bad

@@ -112,7 +112,7 @@ def test_shattered_computed_live_equals_the_stored_view(tmp_path):
     from ui.research_tabs import Research
 
     stored = Store(Settings()).load("shattered")
-    live = Research(Zoo(Settings(research=tmp_path)))
+    live = Research(Zoo(Settings(research=tmp_path)), tmp_path / "files")
     for weights in ("init", "trained"):
         lines, notes = live._live_lines(20, weights)
         assert list(lines) == list(stored[f"{weights}20"]["lines"]) and notes == stored[f"{weights}20"]["notes"]

@@ -8,9 +8,6 @@ sample. Every view says which models it is missing.
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,6 +20,8 @@ from engine.data import NORMALIZATION, normalize
 from figures import cost, landscape as landscape_fig, probes, study as study_fig
 from research import arch_cost, landscape, shattered, study
 from research.precompute import Store
+from serving import files
+from serving.worker import Worker
 from serving.zoo import ModelUnavailable, Zoo
 from ui import text
 
@@ -81,9 +80,8 @@ VIEWS = (
 class Research:
     """The handlers, one per view key, over one Zoo and the Store of its settings."""
 
-    def __init__(self, zoo: Zoo):
-        self.zoo, self.store = zoo, Store(zoo.settings)
-        self.files: Path | None = None  # a private temporary folder, made on the first download
+    def __init__(self, zoo: Zoo, files_dir):
+        self.zoo, self.store, self.files = zoo, Store(zoo.settings), Path(files_dir)
 
     def _missing(self, shown) -> str:
         return text.missing(WANTED, self.zoo.shipped(), list(shown))
@@ -95,16 +93,9 @@ class Research:
         return data, info
 
     def _csv(self, df) -> str:
-        """The table as a CSV file named by its content: a click writes no new file, two clicks with the
-        same table share one file, and the file is renamed into place whole."""
-        body = df.to_csv(index=False).encode()
-        self.files = self.files or Path(tempfile.mkdtemp(prefix="resnet-lab-"))
-        path = self.files / f"results-{hashlib.sha256(body).hexdigest()[:16]}.csv"
-        if not path.is_file():
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(body)
-            os.replace(tmp, path)
-        return str(path)
+        """The table as a CSV file named by its content (serving.files: written whole, shared by
+        clicks with the same table)."""
+        return files.publish(df.to_csv(index=False).encode(), self.files, "results.csv")
 
     def results(self):
         df = study.results_table(checkpoints.records(self.zoo.root))
@@ -183,9 +174,10 @@ class Research:
         return cost.imagenet_figure(rows), cost.stack_figure(stack), [[r["arch"], r["params"], r["macs"]] for r in rows]
 
 
-def research_tabs(zoo: Zoo):
-    """Add the research tabs to the gr.Blocks being built, one per VIEWS entry."""
-    handlers = Research(zoo)
+def research_tabs(zoo: Zoo, worker: Worker, files_dir):
+    """Add the research tabs to the gr.Blocks being built, one per VIEWS entry; each handler runs on
+    `worker`, and downloads are written under `files_dir`."""
+    handlers = Research(zoo, files_dir)
     for view in VIEWS:
         with gr.Tab(view.title):
             gr.Markdown(text.INTRO[view.key])
@@ -193,5 +185,5 @@ def research_tabs(zoo: Zoo):
                 controls = [make() for make in view.controls]
             button = gr.Button(view.button, variant="primary", elem_id=f"{view.elem}-btn")
             outputs = [make() for make in view.outputs]
-            button.click(getattr(handlers, view.key), controls or None, outputs, api_name=view.key,
+            button.click(worker.wrap(getattr(handlers, view.key)), controls or None, outputs, api_name=view.key,
                          concurrency_id="models")

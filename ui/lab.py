@@ -1,0 +1,195 @@
+"""The four image tabs' handlers (classify, explain, architecture, gradient_flow) and the warm-up.
+
+Lab(zoo, files, worker) holds them over one Zoo. Uploads are read only from Gradio's upload folder or
+the shipped examples. Output images are returned as paths that serving.files wrote whole into
+`files` (Gradio's cache folder), never as PIL images or arrays for Gradio to write (see
+serving/files.py for the race that avoids). app.py sends each handler to `worker`, the one thread
+that runs the server's torch work (serving/worker.py says why).
+
+Lab.warm_up(...) queues each handler once with the page's defaults as background work on the
+worker, after the page is served: the first visitor then does not pay the first-call costs (model
+loading, first backward pass, kernel set-up). Requests go before it; each step is logged.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+import gradio as gr
+import torch
+
+from engine import introspection, models
+from engine.data import CLASSES
+from figures import dashboard as figures
+from serving import attribution, files, images
+from serving.worker import BACKGROUND, Worker
+from serving.zoo import Zoo, classify as run_classify, inputs
+from ui import text
+from ui.research_tabs import check_depth
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "assets" / "examples"
+BN_MODES = {"batch": "train", "running": "eval"}  # BN statistics: of the batch (as in training), or stored
+PLAIN = [n for n in models.list_models() if models.get_spec(n).kind == "plain"]
+RESIDUAL = [n for n in models.list_models() if models.get_spec(n).kind == "residual"]
+# the page's defaults (app.py builds its controls from these; the warm-up calls the handlers with them)
+EXPLAIN = {"method": "Integrated Gradients", "target": "predicted", "display": "blend", "sign": "absolute",
+           "ig_steps": 50, "nt_samples": 16, "nt_stdev": 0.15, "occlusion_window": 8, "stage": "layer3"}
+FLOW = {"source": "test batch", "weights": "init", "depth": 110, "bn": "batch"}
+log = logging.getLogger("resnet_lab")
+
+
+def examples() -> list[str]:
+    """The shipped example images, sorted."""
+    return sorted(str(p) for p in EXAMPLES.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+
+
+def _source(payload) -> Path:
+    """The uploaded file's path, only from Gradio's upload cache or the shipped examples."""
+    if payload is None:
+        raise gr.Error("Upload an image first, or pick one of the examples.")
+    raw = payload.get("path") if isinstance(payload, dict) else payload
+    if not isinstance(raw, str) or not raw:
+        raise gr.Error("That upload could not be read; upload the image again.")
+    path = Path(raw).resolve()
+    allowed = [Path(gr.utils.get_upload_folder()).resolve(), EXAMPLES.resolve()]
+    if not any(path.is_relative_to(a) for a in allowed) or not path.is_file():
+        raise gr.Error("That file is not an upload of this session; upload the image again.")
+    return path
+
+
+def _load(payload):
+    try:
+        return images.load(_source(payload))
+    except images.ImageError as e:
+        raise gr.Error(str(e)) from None
+
+
+def _check_pair(plain: str, residual: str):
+    if not isinstance(plain, str) or not isinstance(residual, str) or plain not in PLAIN or residual not in RESIDUAL:
+        raise gr.Error(f"Pick a plain model from {PLAIN} and a residual one from {RESIDUAL}.")
+
+
+class Lab:
+    """The four image tabs' handlers over one Zoo; output images are written under `files`."""
+
+    def __init__(self, zoo: Zoo, files_dir, worker: Worker):
+        self.zoo, self.files, self.worker = zoo, Path(files_dir), worker
+
+    def _pair(self, plain, residual, notes: list, weights: str = "trained"):
+        """(name, Served or None) for the pair; an unavailable model adds its reason to `notes`."""
+        for name, served, why in self.zoo.pair(plain, residual, weights):
+            if served is None:
+                notes.append(text.unavailable(name, why))
+            yield name, served
+
+    def _each(self, plain, residual, notes: list, fn) -> list:
+        """[fn(name, served) for both models of the pair], None for one that is unavailable."""
+        return [None if served is None else fn(name, served) for name, served in self._pair(plain, residual, notes)]
+
+    def classify(self, image, plain, residual):
+        _check_pair(plain, residual)
+        arr, small = _load(image)
+        notes = []
+
+        def one(name, served):
+            probs, sec = run_classify(served, arr)
+            notes.append(f"{text.describe(served)}; {1000 * sec:.1f} ms")
+            return probs
+        labels = self._each(plain, residual, notes, one)
+        seen = files.publish_png(small.resize((128, 128), 0), self.files, "seen.png")
+        return labels[0], labels[1], seen, "\n\n".join(notes)
+
+    def explain(self, image, plain, residual, method, target, display, sign, ig_steps, nt_samples, nt_stdev,
+                occlusion_window, stage):
+        _check_pair(plain, residual)
+        if display not in attribution.DISPLAYS or sign not in attribution.SIGNS:
+            raise gr.Error(f"display must be one of {attribution.DISPLAYS}; sign one of {attribution.SIGNS}")
+        if target != "predicted" and target not in CLASSES:
+            raise gr.Error(f"target must be 'predicted' or one of {', '.join(CLASSES)}")
+        try:
+            params = attribution.check_params(method, ig_steps=ig_steps, nt_samples=nt_samples, nt_stdev=nt_stdev,
+                                              occlusion_window=occlusion_window, stage=stage)
+        except attribution.AttributionError as e:
+            raise gr.Error(str(e)) from None
+        arr, _ = _load(image)
+        notes = []
+
+        def one(name, served):
+            probs, _ = run_classify(served, arr)
+            cls = max(probs, key=probs.get) if target == "predicted" else target
+            attr, sec = attribution.attribute(served.model, inputs(served, arr), method, CLASSES.index(cls), **params)
+            notes.append(f"`{name}`: {method} for **{cls}** (p = {probs[cls]:.2f}) in {1000 * sec:.0f} ms")
+            pic = attribution.render(attr, arr.transpose(1, 2, 0), display, sign)
+            return files.publish_png(pic, self.files, f"{method.lower().replace(' ', '-')}.png")
+        pics = self._each(plain, residual, notes, one)
+        return pics[0], pics[1], "\n\n".join(notes)
+
+    def architecture(self, image, plain, residual):
+        _check_pair(plain, residual)
+        rows = {n: introspection.architecture(models.build(n)) for n in (plain, residual)}
+        arr = _load(image)[0] if image is not None else None
+        maps = []
+        for name, served, _ in self.zoo.pair(plain, residual):
+            if arr is None or served is None:
+                maps.append(None)
+                continue
+            fm = introspection.feature_maps(served.model, inputs(served, arr))
+            maps.append(figures.feature_map_figure(fm, title=f"{name}: feature maps of the uploaded image"))
+        kind = {n: models.get_spec(n).kind for n in rows}
+        return figures.architecture_figure(rows, kind), maps[0], maps[1]
+
+    def gradient_flow(self, image, source, weights, depth, bn="batch"):
+        if source not in ("uploaded image", "test batch") or weights not in ("trained", "init"):
+            raise gr.Error("source must be 'uploaded image' or 'test batch'; weights 'trained' or 'init'")
+        if not isinstance(bn, str) or bn not in BN_MODES:
+            raise gr.Error(f"bn must be one of {list(BN_MODES)}")
+        depth = check_depth(depth)
+        arr = _load(image)[0] if source == "uploaded image" else None
+        flows, by_name, notes = {}, {}, []
+        for _, served in self._pair(*models.pair(depth), notes, weights):
+            if served is None:
+                continue
+            if arr is None:
+                x_u8, y = self.zoo.test_sample()
+            else:  # the model's own prediction as the label
+                probs, _ = run_classify(served, arr)
+                x_u8, y = arr[None], [CLASSES.index(max(probs, key=probs.get))]
+            flow = introspection.gradient_flow(served.model, inputs(served, x_u8), torch.as_tensor(y),
+                                               bn_mode=BN_MODES[bn])
+            flows[served.label] = by_name[served.name] = {**flow, "kind": served.spec.kind}
+        if not flows:
+            raise gr.Error("Neither model is available with trained weights at this depth; choose weights 'init'.")
+        notes += text.flow_notes(by_name)
+        title = f"Gradient norms, depth {depth}, {weights} weights, {source}, {bn} BN statistics"
+        return (figures.gradient_flow_figure(flows, "conv", title + " (conv weights)"),
+                figures.gradient_flow_figure(flows, "blocks", title + " (block outputs)"), "\n\n".join(notes))
+
+    def warm_up(self, plain: str, residual: str, image: str | None) -> Future:
+        """Queue each handler once with the page's defaults (every attribution method; `image`, an
+        example, as the upload) as background work on the worker, one job per step, each logged;
+        the returned Future ends with the last step. Nothing waits for it."""
+        upload = None if image is None else {"path": image}
+        steps = [("classify", lambda: self.classify(upload, plain, residual))]
+        steps += [(f"explain {m}", lambda m=m: self.explain(upload, plain, residual, **{**EXPLAIN, "method": m}))
+                  for m in attribution.METHODS]
+        steps += [("architecture", lambda: self.architecture(upload, plain, residual)),
+                  ("gradient_flow", lambda: self.gradient_flow(None, **FLOW))]
+        if upload is None:
+            steps = steps[-1:]
+        t0 = time.perf_counter()
+        log.info("warm-up: %d steps for %s + %s queued behind any request", len(steps), plain, residual)
+
+        def step(i, name, fn):
+            t = time.perf_counter()
+            try:
+                fn()
+                log.info("warm-up: %s in %.0f ms", name, 1000 * (time.perf_counter() - t))
+            except Exception as e:  # logged; the page works without it
+                log.warning("warm-up: %s failed: %s", name, e)
+            if i == len(steps) - 1:
+                log.info("warm-up: done in %.1f s", time.perf_counter() - t0)
+        futures = [self.worker.submit(step, i, name, fn, priority=BACKGROUND) for i, (name, fn) in enumerate(steps)]
+        return futures[-1]
