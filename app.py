@@ -184,6 +184,20 @@ def __getattr__(name):  # `app.demo`: built on first access (PEP 562), so import
     raise AttributeError(f"module 'app' has no attribute {name!r}")
 
 
+def configure_logging():
+    """The app's log lines (logger "resnet_lab", to stderr) at $RESNET_LAB_LOG: debug, info, warning
+    or error (default info); other libraries' loggers are left as they are. At debug each classify
+    request logs its spans (decode, model per net, file write, handler total)."""
+    name = (os.environ.get("RESNET_LAB_LOG") or "info").strip().lower()
+    if name not in ("debug", "info", "warning", "error"):
+        raise SystemExit(f"RESNET_LAB_LOG must be debug, info, warning or error, not {name!r}")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    logger = logging.getLogger("resnet_lab")
+    logger.addHandler(handler)
+    logger.setLevel(getattr(logging, name.upper()))
+
+
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    configure_logging()
     serve(*from_env())

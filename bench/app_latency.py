@@ -1,6 +1,7 @@
-"""Latency of the dashboard on this machine: model time, attribution time, cold start, end to end.
+"""Latency of the dashboard on this machine: model time, attribution time, cold start, first clicks
+after the warm-up, and classify end to end with a server-side profile.
 
-    python bench/app_latency.py [--requests 30]
+    python bench/app_latency.py [--requests 30] [--root CHECKOUT] [--json OUT.json]
 
 1. Model time to classify one image with plain110 and resnet110 (median of 50), unfolded and with
    BN folded into the convs (what the app runs).
@@ -8,14 +9,25 @@
    (50 steps), through serving.attribution, as the Explain tab calls it.
 3. Cold start: `python app.py` from process start to the page answering, and to the first
    successful classify through gradio_client (models load lazily, so this includes loading).
-4. End to end: --requests classify calls through gradio_client, p50/p95, twice: the shipped pair at
-   the deepest depth trained, and plain110 + resnet110 (an empty checkpoint folder: untrained mode,
-   the same compute).
-Model timings are weight-independent, so fresh He-initialised weights stand in for missing ones.
-Prints a Markdown table for the README.
+4. First clicks: once the app's log says "warm-up: done" (a checkout without a warm-up: as soon as
+   the page is served), the first call of each image endpoint at the page's defaults (classify,
+   explain with each method, architecture, gradient_flow) against the median of 5 more; the
+   median of each over 3 fresh launches.
+5. Classify end to end through gradio_client, --requests calls, p50/p95, for the shipped pair at
+   the deepest depth trained and for plain110 + resnet110 (an empty checkpoint folder: untrained
+   mode, the same compute), with the median of each server-side span: Gradio's upload, queue wait,
+   preprocess, handler call and postprocess ($GRADIO_PROFILING), and inside the handler call (from
+   the app's $RESNET_LAB_LOG=debug span lines) the wait for the worker thread, decoding, each
+   model (also read from the reply's notes) and the file write. "client and transport" is the
+   end-to-end p50 less the server's spans: HTTP, SSE, the download and gradio_client itself.
+--root runs another checkout's app.py (`git worktree add /tmp/old REV`) for parts 3-5: the "before"
+of a change (spans that checkout does not log are left out). Model timings are weight-independent,
+so fresh He-initialised weights stand in for missing ones. Prints Markdown tables for the README.
 """
 import argparse
+import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -24,14 +36,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from engine import models  # noqa: E402
-from engine.settings import Settings, set_threads  # noqa: E402
-from serving import attribution, zoo  # noqa: E402
 from tests.support import free_port  # noqa: E402
+
+EXPLAIN = ("Integrated Gradients", "predicted", "blend", "absolute", 50, 16, 0.15, 8, "layer3")  # the page's
+METHODS = ("Saliency", "Integrated Gradients", "SmoothGrad", "Guided Backprop", "DeepLift", "Grad-CAM", "Occlusion")
+IMAGE = str(ROOT / "assets" / "examples" / "photo_cat.jpg")
 
 
 def median_ms(fn, n):
@@ -44,12 +55,14 @@ def median_ms(fn, n):
     return 1000 * statistics.median(ts)
 
 
-def start_app(env_extra):
+def start_app(env_extra, root=ROOT, log=None):
+    """`python app.py` of `root` on a free port (output to `log`, a path, or nowhere); returns
+    (process, URL, start time, seconds to the page served)."""
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", **env_extra}
+    out = open(log, "w") if log else subprocess.DEVNULL
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     while True:
         try:
@@ -61,66 +74,165 @@ def start_app(env_extra):
             time.sleep(0.05)
 
 
-def e2e(url, pair, n, image):
-    from gradio_client import Client, handle_file
-    c = Client(url, verbose=False)
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        c.predict(handle_file(image), *pair, api_name="/classify")
-        ts.append(time.perf_counter() - t)
-    ts.sort()
-    return 1000 * ts[len(ts) // 2], 1000 * ts[int(0.95 * (len(ts) - 1))]
+def stop(proc):
+    proc.terminate()
+    proc.wait()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=30)
-    args = ap.parse_args()
-    settings = Settings.from_env()
-    threads = set_threads(settings.threads)
-    served = zoo.Zoo(settings)
-    rows = []
+def in_process_rows():
+    import torch
+
+    from engine import models
+    from engine.settings import Settings, set_threads
+    from serving import attribution, zoo
+    served = zoo.Zoo(Settings.from_env())
+    set_threads(served.settings.threads)
     x_u8 = served.test_sample()[0][0]
     pair = [served.get(n, "init") for n in models.pair(110)]
     xs = [zoo.inputs(s, x_u8) for s in pair]
+    rows = []
     with torch.inference_mode():
         rows.append(("classify plain110 + resnet110, model time (BN unfolded)",
                      f"{median_ms(lambda: [s.model(x) for s, x in zip(pair, xs)], 50):.1f} ms"))
         rows.append(("classify plain110 + resnet110, model time (BN folded: the app)",
                      f"{median_ms(lambda: [s.fast(x) for s, x in zip(pair, xs)], 50):.1f} ms"))
-    net = pair[1].model
     for method, params in (("Grad-CAM", {"stage": "layer3"}), ("Saliency", {}),
                            ("Integrated Gradients", {"ig_steps": 50})):
         p = attribution.check_params(method, **params)
-        ms = median_ms(lambda: attribution.attribute(net, xs[1], method, 3, **p), 5)
+        ms = median_ms(lambda: attribution.attribute(pair[1].model, xs[1], method, 3, **p), 5)
         rows.append((f"{method} on resnet110" + (" (50 steps)" if "ig_steps" in params else ""), f"{ms:.0f} ms"))
-    image = str(ROOT / "assets" / "examples" / "photo_cat.jpg")
-    shipped = models.deepest_pair(served.shipped())
-    for label, env, names in ((f"shipped {' + '.join(shipped or ())}", {}, shipped),
-                              ("plain110 + resnet110 (untrained mode)", {"RESNET_LAB_CHECKPOINTS": None},
-                               models.pair(110))):
-        if shipped is None and not env:
-            continue
-        with tempfile.TemporaryDirectory() as empty:
-            env = {k: (v or empty) for k, v in env.items()}
-            proc, url, t0, serve_s = start_app(env)
-            try:
-                from gradio_client import Client, handle_file
-                Client(url, verbose=False).predict(handle_file(image), *names, api_name="/classify")
-                first_s = time.perf_counter() - t0
-                p50, p95 = e2e(url, names, args.requests, image)
-            finally:
-                proc.terminate()
-                proc.wait()
-        rows.append((f"cold start to page served ({label})", f"{serve_s:.1f} s"))
-        rows.append((f"cold start to first classify answered ({label})", f"{first_s:.1f} s"))
-        rows.append((f"classify end to end via gradio_client, {label}: p50 / p95",
-                     f"{p50:.0f} / {p95:.0f} ms"))
-    print(f"torch {torch.__version__}, {threads} threads (CPU quota), {args.requests} requests per pair\n")
+    return rows
+
+
+def calls(pair):
+    """{kind: (args, api_name)} for each image endpoint at the page's defaults."""
+    from gradio_client import handle_file
+    out = {"classify": ((handle_file(IMAGE), *pair), "/classify")}
+    for m in METHODS:
+        out[f"explain {m}"] = ((handle_file(IMAGE), *pair, m, *EXPLAIN[1:]), "/explain")
+    out["architecture"] = ((handle_file(IMAGE), *pair), "/architecture")
+    out["gradient_flow"] = ((None, "test batch", "init", 110, "batch"), "/gradient_flow")
+    return out
+
+
+def wait_warm(root, log):
+    """Until the app's log says "warm-up: done" (at once for a checkout without a warm-up)."""
+    if "warm_up" not in (Path(root) / "app.py").read_text():
+        return
+    deadline = time.time() + 300
+    while "warm-up: done" not in log.read_text():
+        if time.time() > deadline:
+            raise RuntimeError(f"no warm-up: done in {log}")
+        time.sleep(0.1)
+
+
+def first_clicks(root, pair, tmp, launches=3):
+    """{kind: (first ms, warm ms)}: in each of `launches` fresh apps, once the warm-up is done, the
+    first call of each kind and the median of 5 more; the medians over the launches (one slow call
+    of any kind now and then is not a first-call cost)."""
+    from gradio_client import Client
+    runs = []
+    for i in range(launches):
+        log = Path(tmp) / f"first{i}.log"
+        proc, url, _, _ = start_app({}, root, log)
+        try:
+            wait_warm(root, log)
+            c = Client(url, verbose=False)
+            run = {}
+            for kind, (args, api) in calls(pair).items():
+                ts = []
+                for _ in range(6):
+                    t = time.perf_counter()
+                    c.predict(*args, api_name=api)
+                    ts.append(1000 * (time.perf_counter() - t))
+                run[kind] = (ts[0], statistics.median(ts[1:]))
+            runs.append(run)
+        finally:
+            stop(proc)
+    return {k: tuple(statistics.median(r[k][j] for r in runs) for j in (0, 1)) for k in runs[0]}
+
+
+def profile(root, pair, n, env, tmp):
+    """Cold start, end-to-end p50/p95 and the median spans of n classify calls."""
+    from gradio_client import Client, handle_file
+    log = Path(tmp) / "profile.log"
+    proc, url, t0, serve_s = start_app({**env, "GRADIO_PROFILING": "1", "RESNET_LAB_LOG": "debug"}, root, log)
+    try:
+        c = Client(url, verbose=False)
+        c.predict(handle_file(IMAGE), *pair, api_name="/classify")
+        first_s = time.perf_counter() - t0
+        wait_warm(root, log)
+        for _ in range(3):
+            c.predict(handle_file(IMAGE), *pair, api_name="/classify")
+        urllib.request.urlopen(urllib.request.Request(url + "gradio_api/profiling/clear", method="POST"))
+        skip = log.read_text().count("spans classify")
+        ts, models = [], []
+        for _ in range(n):
+            t = time.perf_counter()
+            r = c.predict(handle_file(IMAGE), *pair, api_name="/classify")
+            ts.append(1000 * (time.perf_counter() - t))
+            models.append([float(v) for v in re.findall(r"; ([\d.]+) ms", r[3])])
+        summary = json.load(urllib.request.urlopen(url + "gradio_api/profiling/summary"))
+    finally:
+        stop(proc)
+    spans = [json.loads(line.split("spans classify ", 1)[1]) for line in log.read_text().splitlines()
+             if "spans classify " in line][skip:]
+    ts.sort()
+    ph = {k: v["p50"] for k, v in summary["phases"].items()}
+    med = {k: statistics.median(s[k] for s in spans) for k in (spans[0] if spans else {})}
+    out = {"serve_s": serve_s, "first_s": first_s, "p50": ts[len(ts) // 2], "p95": ts[int(0.95 * (len(ts) - 1))],
+           "upload": summary.get("upload", {}).get("p50", 0.0), "queue wait": ph["queue_wait"],
+           "Gradio preprocess": ph["preprocess"], "handler call": ph["fn_call"],
+           "Gradio postprocess": ph["postprocess"]}
+    for i, kind in enumerate(("plain", "residual")):
+        out[f"model {kind}"] = statistics.median(m[i] for m in models)
+    if med:
+        out.update({"worker wait": ph["fn_call"] - med["handler"], "decode": med["decode"], "write": med["write"]})
+    out["client and transport"] = out["p50"] - out["upload"] - ph["total"]
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=30)
+    ap.add_argument("--root", type=Path, default=ROOT, help="the checkout whose app.py runs (default: this one)")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    import torch
+
+    from engine import models
+    from engine.checkpoints import list_folders
+    from engine.settings import Settings, cpu_quota
+    result = {"torch": torch.__version__, "threads": Settings.from_env().threads or cpu_quota(),
+              "root": str(args.root), "requests": args.requests}
+    result["in process"] = dict(in_process_rows()) if args.root == ROOT else {}
+    shipped = models.deepest_pair([f.name for f in list_folders(Path(args.root) / "checkpoints")])
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as empty:
+        result["first clicks"] = first_clicks(args.root, shipped or models.pair(110), tmp)
+        result["classify"] = {}
+        for label, env, names in ((" + ".join(shipped or ()), {}, shipped),
+                                  ("plain110 + resnet110 (untrained mode)", {"RESNET_LAB_CHECKPOINTS": empty},
+                                   models.pair(110))):
+            if names:
+                result["classify"][label] = profile(args.root, names, args.requests, env, tmp)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"torch {result['torch']}, {result['threads']} threads, {args.requests} requests, app of {args.root}\n")
     print("| measurement | result |\n|---|---|")
-    for k, v in rows:
+    for k, v in result["in process"].items():
         print(f"| {k} | {v} |")
+    for label, p in result["classify"].items():
+        print(f"| cold start to page served ({label}) | {p['serve_s']:.1f} s |")
+        print(f"| cold start to first classify answered ({label}) | {p['first_s']:.1f} s |")
+    print("\n| classify end to end, ms | " + " | ".join(result["classify"]) + " |")
+    print("|---|" + "---|" * len(result["classify"]))
+    for key in next(iter(result["classify"].values())):
+        if key not in ("serve_s", "first_s"):
+            print(f"| {key} | " + " | ".join(f"{p.get(key, float('nan')):.1f}" for p in result["classify"].values())
+                  + " |")
+    print("\n| first call after the warm-up | first | warm (median of 5) | ratio |\n|---|---|---|---|")
+    for kind, (first, warm) in result["first clicks"].items():
+        print(f"| {kind} | {first:.0f} ms | {warm:.0f} ms | {first / warm:.2f} |")
 
 
 if __name__ == "__main__":

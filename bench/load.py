@@ -1,43 +1,53 @@
-"""Load: N concurrent gradio_client users x M requests each against `python app.py`, mixing classify
-and explain (Saliency / Grad-CAM / Integrated Gradients 16 steps) on the example images.
+"""Load: concurrent gradio_client users against `python app.py`, in two scenarios, idle and busy.
 
-    python bench/load.py [--users 20] [--requests 10]
+    python bench/load.py [--pairs 20 110] [--users 1 20] [--requests 6] [--json OUT.json] [--root CHECKOUT]
 
-Reports failures, p50/p95 latency per kind and overall, throughput, and the server's peak resident
-memory (VmHWM from /proc). Requests queue: the app runs model events one at a time (2 vCPU), so
-latency here is mostly waiting; the queue holds 64, enough for 20 users. Numbers go in the README.
+Scenarios, each in a fresh app, for each pair (20: the shipped checkpoints; 110: an empty checkpoint
+folder, i.e. untrained mode, the same compute) and each user count (1: idle; 20: busy):
+- same: every user sends the same example image to classify, explain (the page's defaults:
+  Integrated Gradients, 50 steps) and architecture in turn, as the visitors of a Space who click
+  the same example. This is the burst that broke Gradio's shared output files (tests/test_load.py).
+- mixed: each request takes a random example image and a random endpoint; explain takes a random
+  method with the page's parameters.
+Every user has its own client and download folder and downloads every output file.
+Reports failures, p50/p95 latency per endpoint, throughput and the server's peak resident memory
+(VmHWM from /proc, over the whole launch). Requests queue: model events run one at a time on the
+app's worker thread, so under 20 users latency is mostly waiting. Users start once the app's
+logged warm-up is done. --root runs another checkout's app.py (`git worktree add /tmp/old REV`):
+the "before" of a change. Numbers go in the README.
 """
 import argparse
+import json
 import random
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from app_latency import start_app  # noqa: E402
+from app_latency import EXPLAIN, METHODS, start_app, stop, wait_warm  # noqa: E402
+
+ENDPOINTS = ("classify", "explain", "architecture")
 
 
-def user(url, n, seed, out, images):
+def user(url, pair, scenario, n, seed, images, out, folder):
     from gradio_client import Client, handle_file
     rng = random.Random(seed)
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, download_files=str(folder))
     for i in range(n):
-        img = handle_file(str(rng.choice(images)))
-        kind = "classify" if i % 2 == 0 else "explain"
+        if scenario == "same":
+            image, endpoint, method = images[0], ENDPOINTS[i % 3], EXPLAIN[0]
+        else:
+            image, endpoint, method = rng.choice(images), rng.choice(ENDPOINTS), rng.choice(METHODS)
+        extra = (method, *EXPLAIN[1:]) if endpoint == "explain" else ()
         t = time.perf_counter()
         try:
-            if kind == "classify":
-                client.predict(img, "plain20", "resnet20", api_name="/classify")
-            else:
-                method = rng.choice(["Saliency", "Grad-CAM", "Integrated Gradients"])
-                client.predict(img, "plain20", "resnet20", method, "predicted", "blend", "absolute", 16, 4, 0.15, 8,
-                               "layer3", api_name="/explain")
-            out.append((kind, time.perf_counter() - t, None))
+            client.predict(handle_file(str(image)), *pair, *extra, api_name=f"/{endpoint}")
+            out.append((endpoint, time.perf_counter() - t, None))
         except Exception as e:  # counted, never hidden
-            out.append((kind, time.perf_counter() - t, f"{type(e).__name__}: {e}"[:200]))
+            out.append((endpoint, time.perf_counter() - t, f"{type(e).__name__}: {e}"[:200]))
 
 
 def pct(values, q):
@@ -45,39 +55,66 @@ def pct(values, q):
     return values[min(len(values) - 1, int(q * (len(values) - 1) + 0.5))] if values else float("nan")
 
 
+def run(url, pair, scenario, users, requests, images, tmp):
+    out = []
+    threads = [threading.Thread(target=user, args=(url, pair, scenario, requests, s, images, out,
+                                                   Path(tmp) / f"{scenario}-{users}-{s}")) for s in range(users)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    res = {"requests": len(out), "wall_s": wall, "req_per_s": len(out) / wall,
+           "failures": [o[2] for o in out if o[2]]}
+    for kind in (*ENDPOINTS, "all"):
+        lat = [o[1] for o in out if not o[2] and kind in ("all", o[0])]
+        res[kind] = {"n": len(lat), "p50": pct(lat, 0.5), "p95": pct(lat, 0.95)}
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--users", type=int, default=20)
-    ap.add_argument("--requests", type=int, default=10)
+    ap.add_argument("--pairs", type=int, nargs="+", default=[20, 110])
+    ap.add_argument("--users", type=int, nargs="+", default=[1, 20])
+    ap.add_argument("--requests", type=int, default=6, help="per user")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--root", type=Path, default=ROOT, help="the checkout whose app.py runs (default: this one)")
     args = ap.parse_args()
     images = sorted((ROOT / "assets" / "examples").glob("*.[pj]*g"))
-    proc, url, _, _ = start_app({})
-    out = []
-    try:
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=user, args=(url, args.requests, s, out, images)) for s in range(args.users)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        wall = time.perf_counter() - t0
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        peak = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")) / 1024
-        alive = proc.poll() is None
-    finally:
-        proc.terminate()
-        proc.wait()
-    fails = [o for o in out if o[2]]
-    print(f"{args.users} users x {args.requests} requests = {len(out)} requests in {wall:.1f} s "
-          f"({len(out) / wall:.1f} req/s); failures: {len(fails)}; server alive after: {alive}\n")
-    print("| requests | n | p50 | p95 |\n|---|---|---|---|")
-    for kind in ("classify", "explain", "all"):
-        lat = [o[1] for o in out if not o[2] and (kind == "all" or o[0] == kind)]
-        print(f"| {kind} | {len(lat)} | {pct(lat, 0.5):.2f} s | {pct(lat, 0.95):.2f} s |")
-    print(f"\nserver peak RSS (VmHWM): {peak:.0f} MiB; mean service time per request: "
-          f"{wall / max(len(out), 1) * 1000:.0f} ms")
-    for f in fails[:10]:
-        print("FAILED:", f)
+    images.insert(0, ROOT / "assets" / "examples" / "photo_cat.jpg")  # the "same" image
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for depth in args.pairs:
+            pair = (f"plain{depth}", f"resnet{depth}")
+            env = {} if (ROOT / "checkpoints" / pair[0]).is_dir() else {"RESNET_LAB_CHECKPOINTS": tmp}
+            for scenario in ("same", "mixed"):
+                log = Path(tmp) / f"{depth}-{scenario}.log"
+                proc, url, _, _ = start_app(env, args.root, log)
+                try:
+                    wait_warm(args.root, log)  # the app's warm-up, done before the first user
+                    for users in args.users:
+                        rows.append({"pair": " + ".join(pair), "scenario": scenario, "users": users,
+                                     **run(url, pair, scenario, users, args.requests, images, tmp)})
+                    status = Path(f"/proc/{proc.pid}/status").read_text()
+                    peak = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmHWM")) / 1024
+                    for r in rows[-len(args.users):]:
+                        r["peak_rss_mib"], r["alive"] = peak, proc.poll() is None
+                finally:
+                    stop(proc)
+    if args.json:
+        args.json.write_text(json.dumps({"root": str(args.root), "requests_per_user": args.requests, "rows": rows},
+                                        indent=1) + "\n")
+    print(f"{args.requests} requests per user; latency p50 / p95 in s\n")
+    print("| pair | scenario | users | requests | failures | req/s | classify | explain | architecture | all "
+          "| server peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        lat = " | ".join(f"{r[k]['p50']:.2f} / {r[k]['p95']:.2f}" for k in (*ENDPOINTS, "all"))
+        print(f"| {r['pair']} | {r['scenario']} | {r['users']} | {r['requests']} | {len(r['failures'])} | "
+              f"{r['req_per_s']:.1f} | {lat} | {r['peak_rss_mib']:.0f} MiB |")
+    for r in rows:
+        for f in r["failures"][:5]:
+            print("FAILED:", r["pair"], r["scenario"], r["users"], f)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,15 @@ the shipped examples. Output images are returned as paths that serving.files wro
 serving/files.py for the race that avoids). app.py sends each handler to `worker`, the one thread
 that runs the server's torch work (serving/worker.py says why).
 
-Lab.warm_up(...) queues each handler once with the page's defaults as background work on the
-worker, after the page is served: the first visitor then does not pay the first-call costs (model
-loading, first backward pass, kernel set-up). Requests go before it; each step is logged.
+Lab.warm_up(...) queues classify, explain (each method) and architecture once with the page's
+defaults as background work on the worker, after the page is served: the first visitor then does
+not pay the first-call costs (model loading, first backward pass, kernel set-up). Requests go
+before it; each step is logged.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import time
 from concurrent.futures import Future
@@ -72,6 +75,27 @@ def _check_pair(plain: str, residual: str):
         raise gr.Error(f"Pick a plain model from {PLAIN} and a residual one from {RESIDUAL}.")
 
 
+class Spans:
+    """Named durations (ms) of one request, logged at DEBUG as one line: `spans ENDPOINT {json}`
+    (bench/app_latency.py reads them; $RESNET_LAB_LOG=debug turns them on)."""
+
+    def __init__(self, endpoint: str):
+        self.endpoint, self.ms, self.t0 = endpoint, {}, time.perf_counter()
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = self.ms.get(name, 0.0) + 1000 * (time.perf_counter() - t)
+
+    def log(self):
+        if log.isEnabledFor(logging.DEBUG):
+            total = {"handler": 1000 * (time.perf_counter() - self.t0)}
+            log.debug("spans %s %s", self.endpoint, json.dumps({k: round(v, 2) for k, v in {**self.ms, **total}.items()}))
+
+
 class Lab:
     """The four image tabs' handlers over one Zoo; output images are written under `files`."""
 
@@ -91,15 +115,20 @@ class Lab:
 
     def classify(self, image, plain, residual):
         _check_pair(plain, residual)
-        arr, small = _load(image)
+        spans = Spans("classify")
+        with spans("decode"):
+            arr, small = _load(image)
         notes = []
 
         def one(name, served):
             probs, sec = run_classify(served, arr)
+            spans.ms[f"model {served.spec.kind}"] = 1000 * sec
             notes.append(f"{text.describe(served)}; {1000 * sec:.1f} ms")
             return probs
         labels = self._each(plain, residual, notes, one)
-        seen = files.publish_png(small.resize((128, 128), 0), self.files, "seen.png")
+        with spans("write"):
+            seen = files.publish_png(small.resize((128, 128), 0), self.files, "seen.png")
+        spans.log()
         return labels[0], labels[1], seen, "\n\n".join(notes)
 
     def explain(self, image, plain, residual, method, target, display, sign, ig_steps, nt_samples, nt_stdev,
@@ -167,18 +196,19 @@ class Lab:
         return (figures.gradient_flow_figure(flows, "conv", title + " (conv weights)"),
                 figures.gradient_flow_figure(flows, "blocks", title + " (block outputs)"), "\n\n".join(notes))
 
-    def warm_up(self, plain: str, residual: str, image: str | None) -> Future:
-        """Queue each handler once with the page's defaults (every attribution method; `image`, an
-        example, as the upload) as background work on the worker, one job per step, each logged;
-        the returned Future ends with the last step. Nothing waits for it."""
+    def warm_up(self, plain: str, residual: str, image: str | None) -> Future | None:
+        """Queue classify, explain with each attribution method (the page's other defaults) and
+        architecture once, with `image` (an example) as the upload, as background work on the
+        worker, one job per step, each logged; the returned Future ends with the last step. Nothing
+        waits for it. (Gradient flow has no first-call cost to speak of: bench/app_latency.py.)"""
         upload = None if image is None else {"path": image}
         steps = [("classify", lambda: self.classify(upload, plain, residual))]
         steps += [(f"explain {m}", lambda m=m: self.explain(upload, plain, residual, **{**EXPLAIN, "method": m}))
                   for m in attribution.METHODS]
-        steps += [("architecture", lambda: self.architecture(upload, plain, residual)),
-                  ("gradient_flow", lambda: self.gradient_flow(None, **FLOW))]
+        steps.append(("architecture", lambda: self.architecture(upload, plain, residual)))
         if upload is None:
-            steps = steps[-1:]
+            log.info("warm-up: skipped, no example image to send")
+            return None
         t0 = time.perf_counter()
         log.info("warm-up: %d steps for %s + %s queued behind any request", len(steps), plain, residual)
 
