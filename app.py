@@ -3,13 +3,16 @@
     python app.py        # http://127.0.0.1:7860 (a Hugging Face Space runs this file as it is)
 
 Four tabs on the uploaded image, each also a public API (gradio_client): classify, explain,
-architecture, gradient_flow; then the research tabs of ui/research_tabs.py (results, curves,
-layer_responses, lesion, landscape, shattered, vgg_vs_resnet).
+architecture, gradient_flow (handlers: ui/lab.py); then the research tabs of ui/research_tabs.py
+(results, curves, layer_responses, lesion, landscape, shattered, vgg_vs_resnet).
 This file only wires: images are decoded by serving.images, models served by serving.zoo,
 attributions by serving.attribution, analysis by engine.introspection, plots by figures/, text by
-ui/text.py. Importing it does no work: `python app.py` builds and launches the demo, and `app.demo`
-(what `gradio app.py` and Spaces tooling look up) builds it on first access. Nothing touches the
-network; models load on first use.
+ui/text.py. Every handler that runs a model runs on one worker thread (serving/worker.py), and
+output files are written whole by serving/files.py. Importing it does no work: `python app.py`
+builds and launches the demo, then warms the default pair up in the background (logged;
+$RESNET_LAB_LOG sets the level), and `app.demo` (what `gradio app.py` and Spaces tooling look up)
+builds it on first access, without the warm-up. Nothing touches the network; models load on first
+use.
 """
 import os
 

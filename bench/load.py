@@ -7,9 +7,11 @@ folder, i.e. untrained mode, the same compute) and each user count (1: idle; 20:
 - same: every user sends the same example image to classify, explain (the page's defaults:
   Integrated Gradients, 50 steps) and architecture in turn, as the visitors of a Space who click
   the same example. This is the burst that broke Gradio's shared output files (tests/test_load.py).
-- mixed: each request takes a random example image and a random endpoint; explain takes a random
-  method with the page's parameters.
-Every user has its own client and download folder and downloads every output file.
+- mixed: each request takes a random example image, and explain a random method with the page's
+  other parameters; each user goes round the endpoints from a different one.
+Every user has its own client and download folder and downloads every output file. Idle runs
+send at least 15 requests. Before the users start, one untimed call per endpoint loads the pair
+(first-call costs are bench/app_latency.py's part).
 Reports failures, p50/p95 latency per endpoint, throughput and the server's peak resident memory
 (VmHWM from /proc, over the whole launch). Requests queue: model events run one at a time on the
 app's worker thread, so under 20 users latency is mostly waiting. Users start once the app's
@@ -40,7 +42,7 @@ def user(url, pair, scenario, n, seed, images, out, folder):
         if scenario == "same":
             image, endpoint, method = images[0], ENDPOINTS[i % 3], EXPLAIN[0]
         else:
-            image, endpoint, method = rng.choice(images), rng.choice(ENDPOINTS), rng.choice(METHODS)
+            image, endpoint, method = rng.choice(images), ENDPOINTS[(i + seed) % 3], rng.choice(METHODS)
         extra = (method, *EXPLAIN[1:]) if endpoint == "explain" else ()
         t = time.perf_counter()
         try:
@@ -93,9 +95,11 @@ def main():
                 proc, url, _, _ = start_app(env, args.root, log)
                 try:
                     wait_warm(args.root, log)  # the app's warm-up, done before the first user
+                    run(url, pair, "same", 1, 3, images, tmp)  # loads the pair: untimed
                     for users in args.users:
+                        n = args.requests if users > 1 else max(args.requests, 15)
                         rows.append({"pair": " + ".join(pair), "scenario": scenario, "users": users,
-                                     **run(url, pair, scenario, users, args.requests, images, tmp)})
+                                     **run(url, pair, scenario, users, n, images, tmp)})
                     status = Path(f"/proc/{proc.pid}/status").read_text()
                     peak = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmHWM")) / 1024
                     for r in rows[-len(args.users):]:
@@ -105,7 +109,7 @@ def main():
     if args.json:
         args.json.write_text(json.dumps({"root": str(args.root), "requests_per_user": args.requests, "rows": rows},
                                         indent=1) + "\n")
-    print(f"{args.requests} requests per user; latency p50 / p95 in s\n")
+    print(f"{args.requests} requests per user (idle: at least 15); latency p50 / p95 in s\n")
     print("| pair | scenario | users | requests | failures | req/s | classify | explain | architecture | all "
           "| server peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

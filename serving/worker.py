@@ -14,13 +14,15 @@ that runs a model here.
 - Worker.submit(fn, ..., priority=BACKGROUND) queues work that waits for every queued request:
   jobs run by priority (REQUEST before BACKGROUND), then in the order they came. A running job is
   never interrupted, so a request waits for at most one background job.
-The thread starts on the first job (nothing runs when a Worker is made) and is a daemon.
-tests/test_worker.py holds the order, the one thread, the exceptions and the re-entrancy.
+The thread starts on the first job (nothing runs when a Worker is made) and is a daemon; a forked
+child starts its own. tests/test_worker.py holds the order, the one thread, the exceptions, the
+re-entrancy and the fork.
 """
 from __future__ import annotations
 
 import functools
 import itertools
+import os
 import queue
 import threading
 from concurrent.futures import Future
@@ -31,13 +33,21 @@ REQUEST, BACKGROUND = 0, 1
 class Worker:
     def __init__(self, name: str = "resnet-lab-compute"):
         self.name = name
-        self._jobs: queue.PriorityQueue = queue.PriorityQueue()
         self._order = itertools.count()
+        self._fresh()
+
+    def _fresh(self):
+        """A new queue and no thread yet: at creation, and in a forked child (which inherits the
+        objects but not the thread; e.g. a ZeroGPU call runs in one)."""
+        self._pid = os.getpid()
+        self._jobs: queue.PriorityQueue = queue.PriorityQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
     def submit(self, fn, *args, priority: int = REQUEST, **kwargs) -> Future:
         """Queue fn(*args, **kwargs); the Future holds its result or exception."""
+        if self._pid != os.getpid():
+            self._fresh()
         future: Future = Future()
         self._jobs.put((priority, next(self._order), future, fn, args, kwargs))
         with self._start_lock:

@@ -108,3 +108,21 @@ def test_handlers_hand_gradio_finished_files(tmp_path):
         assert np.asarray(Image.open(path)).dtype == np.uint8
     assert Image.open(seen).size == (128, 128)
     assert lab.classify({"path": IMAGE}, *PAIR)[2] == seen
+
+
+def test_the_log_level_comes_from_the_environment(monkeypatch):
+    import logging
+
+    import app
+
+    logger = logging.getLogger("resnet_lab")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        monkeypatch.setenv("RESNET_LAB_LOG", "Debug")
+        app.configure_logging()
+        assert logger.level == logging.DEBUG and len(logger.handlers) == len(handlers) + 1
+        monkeypatch.setenv("RESNET_LAB_LOG", "loud")
+        with pytest.raises(SystemExit, match="RESNET_LAB_LOG must be debug, info, warning or error, not 'loud'"):
+            app.configure_logging()
+    finally:
+        logger.handlers[:], logger.level = handlers, level

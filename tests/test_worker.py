@@ -63,3 +63,26 @@ def test_nothing_runs_until_the_first_job():
     w = Worker()
     time.sleep(0.05)
     assert threading.active_count() == before and w._thread is None
+
+
+def test_a_forked_child_gets_a_worker_thread_of_its_own():
+    """A fork copies the Worker but not its thread; without a thread of its own the child would wait
+    forever for its job."""
+    import multiprocessing as mp
+    import queue
+
+    w = Worker()
+    assert w.run(lambda: 1) == 1  # the parent's thread is running
+    ctx = mp.get_context("fork")
+    answers = ctx.Queue()
+    child = ctx.Process(target=lambda: answers.put(w.run(lambda: threading.current_thread().name)))
+    child.start()
+    try:
+        assert answers.get(timeout=30) == w.name
+    except queue.Empty:
+        pytest.fail("the forked child's job never ran")
+    finally:
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+            child.join()

@@ -201,16 +201,16 @@ class Lab:
         architecture once, with `image` (an example) as the upload, as background work on the
         worker, one job per step, each logged; the returned Future ends with the last step. Nothing
         waits for it. (Gradient flow has no first-call cost to speak of: bench/app_latency.py.)"""
-        upload = None if image is None else {"path": image}
+        if image is None:
+            log.info("warm-up: skipped, no example image to send")
+            return None
+        upload = {"path": image}
         steps = [("classify", lambda: self.classify(upload, plain, residual))]
         steps += [(f"explain {m}", lambda m=m: self.explain(upload, plain, residual, **{**EXPLAIN, "method": m}))
                   for m in attribution.METHODS]
         steps.append(("architecture", lambda: self.architecture(upload, plain, residual)))
-        if upload is None:
-            log.info("warm-up: skipped, no example image to send")
-            return None
         t0 = time.perf_counter()
-        log.info("warm-up: %d steps for %s + %s queued behind any request", len(steps), plain, residual)
+        log.info("warm-up: %d steps for %s + %s queued (requests go first)", len(steps), plain, residual)
 
         def step(i, name, fn):
             t = time.perf_counter()
