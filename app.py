@@ -145,11 +145,6 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
     return demo, lab
 
 
-def build_demo(settings: Settings) -> gr.Blocks:
-    """The whole dashboard over the checkpoints of `settings`."""
-    return build(settings)[0]
-
-
 def serve_address() -> tuple[str, int]:
     """Where to listen: $GRADIO_SERVER_NAME, else all interfaces on a Hugging Face Space ($SPACE_ID) and
     localhost anywhere else (nothing public by default); port $PORT, else $GRADIO_SERVER_PORT, else 7860."""

@@ -44,8 +44,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.support import free_port  # noqa: E402
 
-EXPLAIN = ("Integrated Gradients", "predicted", "blend", "absolute", 50, 16, 0.15, 8, "layer3")  # the page's
-METHODS = ("Saliency", "Integrated Gradients", "SmoothGrad", "Guided Backprop", "DeepLift", "Grad-CAM", "Occlusion")
+from serving import attribution  # noqa: E402
+from ui.lab import EXPLAIN as PAGE  # noqa: E402
+
+EXPLAIN = tuple(PAGE.values())  # the page's explain arguments, in the endpoint's order (method first)
+METHODS = tuple(attribution.METHODS)
 IMAGE = str(ROOT / "assets" / "examples" / "photo_cat.jpg")
 
 
@@ -88,7 +91,7 @@ def in_process_rows():
 
     from engine import models
     from engine.settings import Settings, set_threads
-    from serving import attribution, zoo
+    from serving import zoo
     served = zoo.Zoo(Settings.from_env())
     set_threads(served.settings.threads)
     x_u8 = served.test_sample()[0][0]

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from engine import data, models
 from tests.support import ROOT, require_cifar, running_app
@@ -74,7 +73,7 @@ def client(server):
 def one_thread():
     """Tiny batches gain nothing from intra-op threads, and on a shared 2-core box OpenMP spin-waits
     made the small-model tests 10-15x slower (4 s vs 60 s). Restored afterwards for other files."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    from serving.zoo import one_thread as single
+
+    with single():
+        yield

@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import time
-from concurrent.futures import Future
 from pathlib import Path
 
 import gradio as gr
@@ -37,7 +36,7 @@ EXAMPLES = ROOT / "assets" / "examples"
 BN_MODES = {"batch": "train", "running": "eval"}  # BN statistics: of the batch (as in training), or stored
 PLAIN = [n for n in models.list_models() if models.get_spec(n).kind == "plain"]
 RESIDUAL = [n for n in models.list_models() if models.get_spec(n).kind == "residual"]
-# the page's defaults (app.py builds its controls from these; the warm-up calls the handlers with them)
+# the page's defaults: app.py builds its controls from these, and the warm-up calls explain with EXPLAIN
 EXPLAIN = {"method": "Integrated Gradients", "target": "predicted", "display": "blend", "sign": "absolute",
            "ig_steps": 50, "nt_samples": 16, "nt_stdev": 0.15, "occlusion_window": 8, "stage": "layer3"}
 FLOW = {"source": "test batch", "weights": "init", "depth": 110, "bn": "batch"}
@@ -196,14 +195,14 @@ class Lab:
         return (figures.gradient_flow_figure(flows, "conv", title + " (conv weights)"),
                 figures.gradient_flow_figure(flows, "blocks", title + " (block outputs)"), "\n\n".join(notes))
 
-    def warm_up(self, plain: str, residual: str, image: str | None) -> Future | None:
+    def warm_up(self, plain: str, residual: str, image: str | None):
         """Queue classify, explain with each attribution method (the page's other defaults) and
         architecture once, with `image` (an example) as the upload, as background work on the
-        worker, one job per step, each logged; the returned Future ends with the last step. Nothing
-        waits for it. (Gradient flow has no first-call cost to speak of: bench/app_latency.py.)"""
+        worker, one job per step, each logged. Nothing waits for it. (Gradient flow has no
+        first-call cost to speak of: bench/app_latency.py.)"""
         if image is None:
             log.info("warm-up: skipped, no example image to send")
-            return None
+            return
         upload = {"path": image}
         steps = [("classify", lambda: self.classify(upload, plain, residual))]
         steps += [(f"explain {m}", lambda m=m: self.explain(upload, plain, residual, **{**EXPLAIN, "method": m}))
@@ -221,5 +220,5 @@ class Lab:
                 log.warning("warm-up: %s failed: %s", name, e)
             if i == len(steps) - 1:
                 log.info("warm-up: done in %.1f s", time.perf_counter() - t0)
-        futures = [self.worker.submit(step, i, name, fn, priority=BACKGROUND) for i, (name, fn) in enumerate(steps)]
-        return futures[-1]
+        for i, (name, fn) in enumerate(steps):
+            self.worker.submit(step, i, name, fn, priority=BACKGROUND)
