@@ -105,7 +105,7 @@ def train_queue(args) -> dict:
     import torch
 
     from bench.probe import choose
-    from engine.train import provenance
+    from engine.runs import provenance
 
     t0 = time.time()
     deadline = t0 + args.budget

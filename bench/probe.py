@@ -211,7 +211,7 @@ def candidates(quick: bool) -> list[dict]:
 def probe(args) -> dict:
     import torch
 
-    from engine.train import provenance
+    from engine.runs import provenance
 
     t0 = time.perf_counter()
     result = {"device": provenance(torch.device(args.device))["device"], "torch": torch.__version__,

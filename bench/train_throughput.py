@@ -1,14 +1,18 @@
 """Training throughput (img/s) of the project's training path, per model and mode.
 
     python bench/train_throughput.py [--models resnet20 resnet56 resnet110] [--iters 60] [--device cuda]
+    torchrun --standalone --nproc_per_node N bench/train_throughput.py ... [--sync-bn]   # the same, DDP
 
 Runs engine.train.train() itself (same loader, augmentation, optimiser and step) on random uint8
 images, and reports steady-state img/s: the rate between the middle and the last history rows,
 so start-up and torch.compile warm-up are left out. Modes: "eager-fp32" everywhere; on CUDA also
 "bf16+channels_last" and, with --compile, "bf16+channels_last+compile". Needs only torch and numpy,
-so it runs on the GPU machines. Results are printed as a Markdown table for the README.
+so it runs on the GPU machines. Results are printed as a Markdown table for the README. Under
+torchrun every rank trains (engine.distributed: batch split over the ranks) and rank 0 reports the
+rate of the whole global batch.
 """
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -17,8 +21,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from engine import distributed  # noqa: E402
 from engine.checkpoints import read_history  # noqa: E402
-from engine.train import Recipe, provenance, train  # noqa: E402
+from engine.runs import provenance  # noqa: E402
+from engine.train import Recipe, train  # noqa: E402
 
 
 def steady_img_s(history, batch_size):
@@ -33,7 +39,12 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile (CUDA)")
+    ap.add_argument("--sync-bn", action="store_true", help="under torchrun: SyncBatchNorm")
     args = ap.parse_args()
+    dist = distributed.from_env(batch_size=args.batch_size, device=args.device, sync_bn=args.sync_bn)
+    device = dist.device(args.device)
+    if not dist.main:
+        sys.stdout = open(os.devnull, "w")
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (50 * args.batch_size, 3, 32, 32), dtype=np.uint8)
     y = rng.integers(0, 10, len(x))
@@ -42,18 +53,20 @@ def main():
         modes += [("bf16+channels_last", True, False)] + ([("bf16+channels_last+compile", True, True)]
                                                           if args.compile else [])
     recipe = Recipe(iters=args.iters, batch_size=args.batch_size, eval_every=args.iters // 4)
-    print(f"device: {provenance(torch.device(args.device))['device']}, torch {torch.__version__}, "
-          f"batch {args.batch_size}, {args.iters} steps per run\n")
+    print(f"device: {provenance(device)['device']}, torch {torch.__version__}, batch {args.batch_size}, "
+          f"{args.iters} steps per run, setup {distributed.describe(dist.record(args.batch_size), args.batch_size)}\n")
     print("| model | " + " | ".join(m[0] + " img/s" for m in modes) + " |")
     print("|---|" + "---|" * len(modes))
     for name in args.models:
         cells = []
         for _, fast, comp in modes:
             with tempfile.TemporaryDirectory() as tmp:
-                train(name, recipe, (x, y), {"test": (x[:256], y[:256])}, tmp, args.device, train_eval=False,
-                      bar=False, fast=fast, compile_model=comp)
-                cells.append(f"{steady_img_s(read_history(Path(tmp) / name), args.batch_size):,.0f}")
+                train(name, recipe, (x, y), {"test": (x[:256], y[:256])}, tmp, device, train_eval=False,
+                      bar=False, fast=fast, compile_model=comp, dist=dist)
+                if dist.main:  # the writer: the other ranks' temporary folders stay empty
+                    cells.append(f"{steady_img_s(read_history(Path(tmp) / name), args.batch_size):,.0f}")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    distributed.close()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ horizontally with probability 1/2.
 
 TensorLoader keeps the whole set on one device as uint8 and augments each batch there: on a GPU
 that is where training speed comes from; on the CPU it is the test path. Batch k of a run is a
-pure function of (seed, k), so a resumed run sees exactly the batches an unbroken run would.
+pure function of (seed, k), so a resumed run sees exactly the batches an unbroken run would; with
+shard=(r, W), rank r of a distributed run gets its W-th of that same batch (engine/distributed.py).
 """
 from __future__ import annotations
 
@@ -155,7 +156,8 @@ class TensorLoader:
     per-step launches, not the arithmetic, were the cost); a batch is then a slice. batch(k) is
     therefore the same whether a run was interrupted or not. Incomplete last batches of an epoch are
     dropped, as in iteration-based training. memory_format applies to the epoch tensor, so slices
-    come out in it (channels_last for the GPU path).
+    come out in it (channels_last for the GPU path). shard=(r, W): batch(k) is rows
+    [r*B/W, (r+1)*B/W) of the unsharded batch k (each rank makes the whole epoch, the same on all).
     """
 
     images: np.ndarray | torch.Tensor
@@ -166,6 +168,7 @@ class TensorLoader:
     seed: int = 0
     norm: dict | None = None
     memory_format: torch.memory_format = torch.contiguous_format
+    shard: tuple[int, int] = (0, 1)  # (this rank, number of ranks)
 
     def __post_init__(self):
         self.device = torch.device(self.device)
@@ -174,6 +177,10 @@ class TensorLoader:
         self.norm = self.norm or NORMALIZATION
         if len(self.x) < self.batch_size:
             raise ValueError(f"{len(self.x)} images is fewer than one batch of {self.batch_size}")
+        rank, world = self.shard
+        if self.batch_size % world or not 0 <= rank < world:
+            raise ValueError(f"shard {self.shard}: a batch of {self.batch_size} does not split into {world} ranks")
+        self._rows = self.batch_size // world
         self.steps_per_epoch = len(self.x) // self.batch_size
         self._epoch, self._ex, self._ey = -1, None, None
         self._gen = torch.Generator(device=self.device)
@@ -189,7 +196,8 @@ class TensorLoader:
                 x = augment(x, self._gen)
             self._ex, self._ey = x.contiguous(memory_format=self.memory_format), self.y[perm]
             self._epoch = epoch
-        sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        start = i * self.batch_size + self.shard[0] * self._rows
+        sl = slice(start, start + self._rows)
         return self._ex[sl], self._ey[sl]
 
 

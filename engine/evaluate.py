@@ -5,7 +5,8 @@
 Evaluates each folder (default checkpoints/) on the 10,000 test images (single view, no
 augmentation, normalised as its config.json says) and, with --train-error, on the 50,000 training
 images. results_df() holds model, layers, params, measured errors in percent, the errors the
-checkpoint's metrics.json recorded at training time, and the paper's Table 6 value. The table is
+checkpoint's metrics.json recorded at training time, the paper's Table 6 value, and the setup
+(ranks × images per rank, and BN's scope: "1×128", "2×64, BN per rank"). The table is
 printed and written as CSV and Markdown: to assets/results.{csv,md} for the shipped checkpoints/,
 else into the evaluated folder.
 
@@ -21,6 +22,7 @@ import torch
 
 from engine import checkpoints, models
 from engine.data import eval_batches, load_split
+from engine.distributed import describe
 from engine.progress import progress_bar
 from engine.settings import PROJECT
 
@@ -68,12 +70,17 @@ def evaluate_folder(folder, test=None, train=None, device="cpu") -> dict:
         row["test_err"] = error_rate(ck.model, *test, ck.normalization, device, desc=f"{ck.name} test")
     m = ck.metrics
     row.update({"recorded_train_err": m.get("train_error_pct"), "recorded_test_err": m.get("test_error_pct"),
-                "iters": m.get("iterations"), "device": m.get("device")})
+                "iters": m.get("iterations"), "setup": setup(m), "device": m.get("device")})
     return row
 
 
 COLUMNS = ["model", "layers", "params", "train_err", "test_err", "recorded_train_err",
-           "recorded_test_err", "paper_err", "paper_note", "iters", "device"]
+           "recorded_test_err", "paper_err", "paper_note", "iters", "setup", "device"]
+
+
+def setup(metrics: dict) -> str:
+    """How a run split its batches: ranks x images per rank, and BN's scope ("2×64, BN per rank")."""
+    return describe(metrics.get("parallel"), metrics.get("recipe", {}).get("batch_size", 128))
 
 
 def results_df(rows: list[dict], columns=COLUMNS):

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import platform
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +24,52 @@ from engine.data import NORMALIZATION
 from engine.evaluate import error_rate
 
 
+def provenance(device: torch.device) -> dict:
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        try:
+            r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+            return r.stdout.strip() if r.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    # GIT_COMMIT wins: a copied tree (a GPU lease) can carry stale git metadata
+    commit = os.environ.get("GIT_COMMIT") or git("rev-parse", "HEAD") or "unknown"
+    cuda = device.type == "cuda"
+    return {"device": torch.cuda.get_device_name(device) if cuda else _cpu_name(),
+            "device_type": device.type, "commit": commit,
+            "dirty": None if os.environ.get("GIT_COMMIT") else bool(git("status", "--porcelain")),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "cuda": torch.version.cuda if cuda else None,
+                         "cudnn": torch.backends.cudnn.version() if cuda else None}}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def run_meta(device: torch.device, fast_cuda: bool, compile_model, parallel: dict) -> dict:
+    """What every save of a run records about how it was trained (both trainers); parallel:
+    Dist.record(batch), the ranks and what BN normalises over."""
+    return {"precision": "bf16-autocast" if fast_cuda else "fp32", "compiled": compile_model,
+            "parallel": parallel, **provenance(device)}
+
+
 def data_id(train_set, eval_sets) -> dict:
     return {"train_images": len(train_set[1]), "eval_sets": sorted(eval_sets)}
+
+
+def bn_images(parallel: dict | None, batch_size: int) -> int:
+    """How many images each BN normalises over in a run (its "parallel" record; None: a run of the
+    single-process trainer from before the record, the whole batch). Resuming must keep it."""
+    return parallel["bn_images"] if parallel else batch_size
 
 
 def folder_for(out_dir, name: str, seed: int = 0) -> Path:
@@ -62,12 +109,14 @@ class Run:
         run = cls(name, folder, recipe, seed, {}, warming)
         if saved is not None:
             tensors, info = saved
-            want = json.loads(json.dumps({**dataclasses.asdict(recipe), **data_id(train_set, eval_sets)}))
-            was = {**info["recipe"], **info["data"]}
+            want = json.loads(json.dumps({**dataclasses.asdict(recipe), **data_id(train_set, eval_sets),
+                                          "bn_images": bn_images(meta.get("parallel"), recipe.batch_size)}))
+            was = {**info["recipe"], **info["data"],
+                   "bn_images": bn_images(info.get("parallel"), info["recipe"]["batch_size"])}
             diff = {k: (v, want.get(k)) for k, v in was.items() if want.get(k) != v}
             if diff:
                 raise ValueError(f"{name}: the run in {folder} differs in {diff} (was, now); resume it with the "
-                                 "same flags, or train into a new --out")
+                                 "same flags (bn_images: the same ranks and --sync-bn), or train into a new --out")
             run.saved, run.groups = tensors, info["param_groups"]
             run.it, run.wall, run.history = info["iter"], info["wall_s"], info["history"]
             run.warming, run.warm_end, run.seed = info["warming"], info["warmup_end"], info["seed"]
@@ -133,7 +182,8 @@ class Run:
             train_state = (tensors, {"iter": it, "wall_s": self.wall, "history": self.history,
                                      "warming": self.warming, "warmup_end": self.warm_end, "seed": self.seed,
                                      "param_groups": groups, "recipe": self.base["recipe"],
-                                     "data": self.base["data"], **self.extra})
+                                     "data": self.base["data"], "parallel": self.base.get("parallel"),
+                                     **self.extra})
         return checkpoints.save(self.folder, model, metrics, self.history, NORMALIZATION, train_state=train_state)
 
     def summary(self, metrics: dict) -> str:

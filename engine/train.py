@@ -23,20 +23,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from engine import checkpoints, models, packed
+from engine import checkpoints, distributed, models, packed
 from engine.data import DataMissingError, TensorLoader, load_split
+from engine.distributed import Dist
 from engine.progress import progress_bar
-from engine.runs import Run, folder_for, optim_state, optim_tensors
+from engine.runs import Run, folder_for, optim_state, optim_tensors, run_meta
 
 
 @dataclass(frozen=True)
@@ -68,42 +69,6 @@ def lr_at(recipe: Recipe, it: int, warming_up: bool) -> float:
     return round(recipe.lr * recipe.lr_decay ** passed, 12)
 
 
-def provenance(device: torch.device) -> dict:
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args):
-        try:
-            r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
-            return r.stdout.strip() if r.returncode == 0 else ""
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    # GIT_COMMIT wins: a copied tree (a GPU lease) can carry stale git metadata
-    commit = os.environ.get("GIT_COMMIT") or git("rev-parse", "HEAD") or "unknown"
-    cuda = device.type == "cuda"
-    return {"device": torch.cuda.get_device_name(device) if cuda else _cpu_name(),
-            "device_type": device.type, "commit": commit,
-            "dirty": None if os.environ.get("GIT_COMMIT") else bool(git("status", "--porcelain")),
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "cuda": torch.version.cuda if cuda else None,
-                         "cudnn": torch.backends.cudnn.version() if cuda else None}}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
-
-
-def run_meta(device: torch.device, fast_cuda: bool, compile_model) -> dict:
-    """What every save of a run records about how it was trained (both trainers)."""
-    return {"precision": "bf16-autocast" if fast_cuda else "fp32", "compiled": compile_model, **provenance(device)}
-
-
 def compile_step(fn, compile_model, device: torch.device):
     """(fn, torch.compile'd as asked; whether each call must mark a CUDA-graph step first)."""
     mode = compile_model if isinstance(compile_model, str) and compile_model != "default" else None
@@ -114,27 +79,32 @@ def compile_step(fn, compile_model, device: torch.device):
 def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device="cpu", seed: int = 0,
           resume: bool = False, compile_model: bool | str = False, stop_at: int | None = None,
           train_eval: bool = True, bar: bool = True, fast: bool = True, folder=None,
-          dtype: torch.dtype = torch.float32) -> dict:
-    """Train one model; returns the metrics written to its folder's metrics.json.
+          dtype: torch.dtype = torch.float32, dist: Dist | None = None) -> dict:
+    """Train one model; returns the metrics written to its folder's metrics.json (None on ranks but 0).
 
     train_set: (uint8 images, labels); eval_sets: {"test": (images, labels), ["val": ...]}.
     stop_at: end the run after this iteration, as a kill right after a save would (for tests).
     fast: on CUDA, bf16 autocast and channels_last (False: the eager fp32 baseline).
     compile_model: False, True (torch.compile's default mode) or a mode name such as "reduce-overhead".
     folder: default out_dir/name. dtype: float64 lets tests compare trainers beyond fp32 rounding.
+    dist: this rank of a torchrun launch (engine.distributed.from_env); default a single process.
     """
+    dist = dist or Dist()
     device = torch.device(device)
     fast_cuda = device.type == "cuda" and fast
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
     torch.manual_seed(seed)
     model = models.build(name).to(device, dtype)
+    if dist.sync_bn:
+        model = distributed.sync_batchnorm(model, device)
     if fast_cuda:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay, fused=device.type == "cuda" or None)
-    meta = run_meta(device, fast_cuda, compile_model)
-    run = Run.open(name, Path(folder or Path(out_dir) / name), recipe, seed, train_set, eval_sets, resume,
-                   model.spec.depth >= recipe.warmup_min_depth, meta)
+    meta = run_meta(device, fast_cuda, compile_model, dist.record(recipe.batch_size))
+    with distributed.main_first(dist):  # rank 0 may finish a save that a kill interrupted
+        run = Run.open(name, Path(folder or Path(out_dir) / name), recipe, seed, train_set, eval_sets, resume,
+                       model.spec.depth >= recipe.warmup_min_depth, meta)
     if isinstance(run, dict):
         return run
     acc = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, errors, warmup errors, warmup n
@@ -147,18 +117,23 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
                 st["momentum_buffer"] = torch.empty_like(p).copy_(st["momentum_buffer"])
         run.note_pack([], None, 1)  # a run packed before now goes on alone: its "packed" record says so
         acc = run.saved["acc"].to(device)
+        if not dist.main:  # saved as sums over the ranks (gather_to_main): rank 0 holds them
+            acc.zero_()
     loader = TensorLoader(*train_set, batch_size=recipe.batch_size, device=device, augment=recipe.augment,
-                          seed=run.seed, memory_format=torch.channels_last if fast_cuda else torch.contiguous_format)
+                          seed=run.seed, memory_format=torch.channels_last if fast_cuda else torch.contiguous_format,
+                          shard=dist.shard)
+    net = distributed.wrap(model, dist)  # what trains: DDP around the model, or the model itself
 
     def loss_and_errors(x, y):  # one compiled graph: forward, loss, and the count of wrong answers
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast_cuda):
-            logits = model(x.to(dtype))
+            logits = net(x.to(dtype))
             return F.cross_entropy(logits, y), (logits.argmax(1) != y).sum()
 
     step, graphs = compile_step(loss_and_errors, compile_model, device)
     last_it, tick, metrics = run.it, time.perf_counter(), None
-    n_img = torch.tensor(float(recipe.batch_size), dtype=torch.float64, device=device)  # every batch is full
-    pbar = progress_bar(total=recipe.iters, initial=run.it, desc=name, disable=not bar, dynamic_ncols=True)
+    n_img = torch.tensor(float(recipe.batch_size // dist.world), dtype=torch.float64, device=device)  # this rank's
+    pbar = progress_bar(total=recipe.iters, initial=run.it, desc=name, disable=not (bar and dist.main),
+                        dynamic_ncols=True)
     model.train()
     while run.it < recipe.iters and (stop_at is None or run.it < stop_at):
         for g in opt.param_groups:
@@ -175,7 +150,8 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
         it = run.it
         pbar.update(1)
         if run.warming and it % recipe.warmup_check == 0:
-            if 100 * acc[2].item() / acc[3].item() < recipe.warmup_until_err:
+            warm = distributed.total(acc[2:], dist)  # every rank decides on the same, global, error
+            if 100 * warm[0].item() / warm[1].item() < recipe.warmup_until_err:
                 run.warming, run.warm_end = False, it
                 pbar.write(f"{name}: warmup done at iteration {it} (train error below {recipe.warmup_until_err}%)")
             acc[2:] = 0
@@ -187,13 +163,15 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
             last_it, tick = it, now
             pbar.set_postfix_str(f"loss {loss.item():.3f} err {100 * wrong.item() / len(y):.1f}% {img_s:,.0f} img/s")
         if log:
-            run.log(model, acc[0].item(), acc[1].item(), eval_sets, device, opt.param_groups[0]["lr"])
-            acc[:2] = 0
-            metrics = run.save(model, train_set, device, train_eval, bar=pbar,
-                               state=lambda: _with_acc(optim_tensors(opt.state_dict()), acc))
+            acc = distributed.gather_to_main(acc, dist)
+            if dist.main:  # rank 0 alone evaluates and writes; the others wait in their next step
+                run.log(model, acc[0].item(), acc[1].item(), eval_sets, device, opt.param_groups[0]["lr"])
+                acc[:2] = 0
+                metrics = run.save(model, train_set, device, train_eval, bar=pbar,
+                                   state=lambda: _with_acc(optim_tensors(opt.state_dict()), acc))
             tick = time.perf_counter()  # evaluation time is not training time
     pbar.close()
-    if run.finished:
+    if run.finished and dist.main:
         print(run.summary(metrics))
     return metrics
 
@@ -231,6 +209,11 @@ def parse_args(argv=None):
     ap.add_argument("--pack-impl", default="grouped", choices=list(packed.IMPLS),
                     help="grouped convolutions (any mix) or torch.func.vmap (one kind per pack)")
     ap.add_argument("--pack-size", type=int, help="at most this many runs per pack (default: all that fit)")
+    ap.add_argument("--sync-bn", action="store_true",
+                    help="under torchrun: BN statistics over the whole batch (SyncBatchNorm), not per rank")
+    ap.add_argument("--dist-timeout", type=float, default=distributed.TIMEOUT_S, metavar="S",
+                    help=f"under torchrun: how long a rank waits for the others, at the rendezvous and in every "
+                         f"exchange (default {distributed.TIMEOUT_S} s)")
     return ap.parse_args(argv)
 
 
@@ -277,11 +260,37 @@ def main(argv=None):
     args = parse_args(argv)
     if args.pack and args.jobs > 1:
         sys.exit("error: --pack trains in one process; use --pack or --jobs, not both")
+    if os.environ.get("WORLD_SIZE", "1") != "1" and (args.pack or args.jobs > 1):
+        sys.exit("error: --pack and --jobs do not compose with several torchrun ranks: under torchrun "
+                 "the ranks train one model at a time together")
     if args.jobs > 1 and len(args.model) > 1:
         sys.exit(run_jobs(args, argv))
     recipe = make_recipe(args)
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("error: --device cuda, but torch sees no CUDA device")
+    try:  # before anything is loaded: a bad launch fails at once, on every rank
+        dist = distributed.from_env(batch_size=recipe.batch_size, device=args.device, sync_bn=args.sync_bn,
+                                    timeout_s=args.dist_timeout)
+    except distributed.SetupError as e:
+        sys.exit(f"error: {e}")
+    if not dist.main:
+        sys.stdout = open(os.devnull, "w")  # rank 0 speaks for the run; errors still reach stderr
+    try:
+        train_all(args, recipe, dist)
+    except (torch.distributed.DistError, RuntimeError) as e:  # gloo reports a lost peer as RuntimeError
+        if dist.backend is None:
+            raise
+        traceback.print_exc()
+        sys.exit(f"error: rank {dist.rank} of {dist.world} stopped ({type(e).__name__}: "
+                 f"{str(e).splitlines()[0][:300] if str(e) else ''}). If another rank died (its log, or "
+                 f"torchrun's 'Root Cause', names it), every model's folder in {args.out} holds its last "
+                 "complete save: the same command with --resume continues from there")
+    finally:
+        distributed.close()
+
+
+def train_all(args, recipe: Recipe, dist: Dist):
+    """Every (model, seed) of the command line, one after another, or in packs with --pack."""
     try:
         train_set = load_split("train45k" if args.holdout else "train", args.data_dir)
         eval_sets = {"test": load_split("test", args.data_dir)}
@@ -302,7 +311,8 @@ def main(argv=None):
                              folders=[folder(*r) for r in group], **kw)
             else:
                 (name, seed), = group
-                train(name, recipe, train_set, eval_sets, args.out, args.device, seed, folder=folder(name, seed), **kw)
+                train(name, recipe, train_set, eval_sets, args.out, dist.device(args.device), seed,
+                      folder=folder(name, seed), dist=dist, **kw)
         except (ValueError, checkpoints.CheckpointError) as e:
             sys.exit(f"error: {e}")
 

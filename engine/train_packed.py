@@ -27,9 +27,10 @@ import torch
 
 from engine import checkpoints, models, packed
 from engine.data import TensorLoader
+from engine.distributed import Dist
 from engine.progress import progress_bar
-from engine.runs import Run, folder_for, optim_tensors
-from engine.train import compile_step, lr_at, run_meta
+from engine.runs import Run, folder_for, optim_tensors, run_meta
+from engine.train import compile_step, lr_at
 
 
 @dataclass
@@ -61,7 +62,7 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
     labels = [f.name for f in folders]
     if len(set(labels)) != len(labels):
         raise ValueError(f"a pack lists the same run twice: {labels}")
-    meta = run_meta(device, fast_cuda, compile_model)
+    meta = run_meta(device, fast_cuda, compile_model, Dist().record(recipe.batch_size))
     fmt = torch.channels_last if fast_cuda else torch.contiguous_format
     slots, results = [], {}
     for (name, seed), folder in zip(members, folders):

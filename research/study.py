@@ -6,7 +6,8 @@ or a model and images in, rows and lists out; the I/O is research/precompute.py'
 results_table(records)  one row per record (paper Table 6), columns COLUMNS: model, kind, layers,
                         params, flops (forward FLOPs per image, from engine.introspection), train_err /
                         test_err (% from metrics.json; the mean over seeds if there are several),
-                        *_std (sample std, NaN for one run), seeds, paper_err, diagnosis.
+                        *_std (sample std, NaN for one run), seeds, setup (engine.evaluate.setup:
+                        ranks × images per rank, BN scope), paper_err, diagnosis.
 diagnosis               against the next shallower record with the same shortcut option (plain vs
                         plain, A vs A, B vs B): "degradation" (train AND test error higher),
                         "overfitting" (train error lower or equal, test error higher), "better" (test
@@ -31,11 +32,11 @@ import torch
 from torch import nn
 
 from engine import models
-from engine.evaluate import results_df
+from engine.evaluate import results_df, setup
 from engine.introspection import architecture
 
 COLUMNS = ["model", "kind", "layers", "params", "flops", "train_err", "test_err", "train_err_std",
-           "test_err_std", "seeds", "paper_err", "reference", "diagnosis"]
+           "test_err_std", "seeds", "setup", "paper_err", "reference", "diagnosis"]
 NONE = "—"
 
 
@@ -89,7 +90,8 @@ def results_table(records):
         params, flops = _size(spec.name)
         rows.append({"model": spec.name, "kind": spec.kind, "layers": spec.depth, "params": params,
                      "flops": flops, "train_err": train, "test_err": test, "train_err_std": train_std,
-                     "test_err_std": test_std, "seeds": len(rec.runs), "_shortcut": spec.shortcut})
+                     "test_err_std": test_std, "seeds": len(rec.runs), "setup": setup(rec.metrics),
+                     "_shortcut": spec.shortcut})
     for row in rows:
         shallower = [r for r in rows if r["_shortcut"] == row["_shortcut"] and r["layers"] < row["layers"]]
         row["reference"] = max(shallower, key=lambda r: r["layers"])["model"] if shallower else None

@@ -3,7 +3,8 @@
 - ROOT, EXAMPLES: the repository and its example images.
 - free_port, running_app: `python app.py` in a subprocess on a free port, as users start it.
 - wait_for: poll a condition until a deadline (never a bare sleep), failing the test with a message.
-- kill_after_saves: SIGKILL a training process at a random moment after it saved N more times.
+- kill_after_saves: SIGKILL a training process (or one torchrun rank, torchrun_rank) at a random
+  moment after it saved N more times.
 - ci, require_cifar: without CIFAR-10, a CI run ($CI true) fails; elsewhere the data tests skip.
 - BAD: hostile uploads with the one message serving.images gives each (tests/test_bad_inputs.py
   sends them through the API, tests/test_browser.py through the page); image_bytes, png_header and
@@ -88,11 +89,12 @@ def running_app(log_path, **env_extra):
                 proc.wait()
 
 
-def kill_after_saves(cmd: list[str], folder: Path, saves: int = 3, timeout: float = 120) -> None:
+def kill_after_saves(cmd: list[str], folder: Path, saves: int = 3, timeout: float = 120, victim=None) -> str:
     """Start `cmd`, wait until `folder`'s history has `saves` more rows than before the start, wait a
     random 0-0.5 s more (random.seed it first), then SIGKILL it: a kill at some moment of a training
-    run. Fails the test if the rows do not come within `timeout` s, or if the process ends by itself
-    before the kill (then nothing was tested)."""
+    run. victim(process) -> pid kills that process instead (a torchrun rank); then `cmd` must end
+    by itself within `timeout` s. Fails the test if the rows do not come within `timeout` s, or if
+    the process ends by itself before the kill (then nothing was tested). Returns cmd's stderr."""
     from engine.checkpoints import read_history, readable
 
     def rows() -> int:
@@ -111,12 +113,38 @@ def kill_after_saves(cmd: list[str], folder: Path, saves: int = 3, timeout: floa
                 err.seek(0)
                 pytest.fail(f"{cmd} ended by itself (exit {proc.returncode}) before the kill: "
                             f"{err.read().decode(errors='replace')[-2000:]}")
-            proc.send_signal(signal.SIGKILL)
+            if victim is None:
+                proc.send_signal(signal.SIGKILL)
+            else:
+                os.kill(victim(proc), signal.SIGKILL)
+                wait_for(lambda: proc.poll() is not None, timeout, f"{cmd} to end after one of its processes died")
         finally:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.returncode
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+    if victim is None:
+        assert proc.returncode == -signal.SIGKILL, proc.returncode
+    else:
+        assert proc.returncode != 0, text[-2000:]
+    return text
+
+
+def torchrun_rank(proc: subprocess.Popen, rank: int, timeout: float = 60) -> int:
+    """The pid of `rank` among the workers of a torchrun process (read from /proc: its children's
+    RANK environment variable)."""
+    def find():
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            for pid in (task / "children").read_text().split():
+                try:
+                    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if f"RANK={rank}".encode() in env:
+                    return int(pid)
+        return None
+    return wait_for(find, timeout, f"torchrun's rank {rank}")
 
 
 # ---------------------------------------------------------------- CIFAR-10 missing: fail under CI
