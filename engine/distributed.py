@@ -21,7 +21,9 @@ What a run over W ranks is (tests/test_distributed.py holds each on CPU with glo
   equals 1 x 128 (weights within 1e-5 after 20 steps); 2 x 64 per rank equals 1 x 128 whose BN
   normalises each half on its own.
 - rank 0 alone evaluates and writes the checkpoint folder (atomically, as always); every rank
-  resumes from it. A rank that dies ends the job: torchrun stops the others and names the rank.
+  resumes from it, so on several machines --out must be a folder they all see (a rank that sees
+  another iteration than rank 0 stops the run with that message, before training). A rank that
+  dies ends the job: torchrun stops the others and names the rank.
 """
 from __future__ import annotations
 
@@ -188,6 +190,16 @@ def gather_to_main(t: torch.Tensor, d: Dist) -> torch.Tensor:
     same total whether the run was resumed (rank 0 reads the saved sums) or not."""
     t = total(t, d)
     return t if d.main else torch.zeros_like(t)
+
+
+def agree(d: Dist, what: str, value, hint: str):
+    """Raise ValueError (on every rank) unless every rank passes an equal `value`."""
+    if d.backend is None:
+        return
+    values = [None] * d.world
+    dist.all_gather_object(values, value)
+    if any(v != values[0] for v in values):
+        raise ValueError(f"the ranks disagree on {what}: {values} (by rank); {hint}")
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
     python -m engine.train --model resnet20 [plain20 ...] [--iters N] [--device cuda] [--out checkpoints/]
     python -m engine.train --model resnet110 plain110 --seeds 0 1 2 --pack   # 6 runs in one packed step
+    torchrun --standalone --nproc_per_node 2 -m engine.train --model resnet56 [--sync-bn]   # 2 x 64, DDP
 
 Recipe "paper" (He et al. 2016, Sec. 4.2): SGD, momentum 0.9, weight decay 1e-4, batch 128, lr 0.1
 divided by 10 at 32k and 48k iterations, stop at 64k; nets of 110+ layers warm up at lr 0.01 until
@@ -16,6 +17,8 @@ On CUDA: bf16 autocast, channels_last, optional torch.compile ("reduce-overhead"
 CUDA graphs); evaluation stays fp32 with TF32 off, so CPU re-evaluation agrees. Needs only torch, numpy, safetensors
 (tqdm if present). Several models: one after another, --jobs K processes side by side, or --pack:
 runs of one depth in one packed step (engine/train_packed.py). --seeds S ...: each model once per seed.
+Under torchrun, the ranks train each model together (engine/distributed.py: the batch split over
+them, BN per rank or --sync-bn, rank 0 writes); --pack and --jobs are then refused.
 Training speed on CPU and GPU: bench/train_throughput.py, bench/probe.py and the README's tables.
 """
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -105,6 +107,8 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
     with distributed.main_first(dist):  # rank 0 may finish a save that a kill interrupted
         run = Run.open(name, Path(folder or Path(out_dir) / name), recipe, seed, train_set, eval_sets, resume,
                        model.spec.depth >= recipe.warmup_min_depth, meta)
+    distributed.agree(dist, "where the run stands", "finished" if isinstance(run, dict) else run.it,
+                      "every rank must read the same checkpoint folder (several machines: --out on a shared disk)")
     if isinstance(run, dict):
         return run
     acc = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, errors, warmup errors, warmup n
@@ -223,38 +227,6 @@ def make_recipe(args) -> Recipe:
     return dataclasses.replace(recipe, augment=False) if args.no_augment else recipe
 
 
-def run_jobs(args, argv):
-    """Train each model in its own process, `args.jobs` at a time; logs go to OUT/NAME.log."""
-    rest, skip = [], False
-    for a in argv:  # the same flags, minus --model and --jobs
-        if a in ("--model", "--jobs"):
-            skip = True
-        elif a.startswith("--"):
-            skip = False
-        if not skip:
-            rest.append(a)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    pending, running, failed = list(args.model), [], []
-    while pending or running:
-        while pending and len(running) < args.jobs:
-            name = pending.pop(0)
-            log = open(Path(args.out) / f"{name}.log", "w")
-            cmd = [sys.executable, "-m", "engine.train", "--model", name, *rest]
-            env = dict(os.environ)
-            if args.device == "cpu":  # share the cores instead of oversubscribing them
-                env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
-            running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
-            print(f"started {name} (log: {log.name})")
-        time.sleep(1)
-        for job in [j for j in running if j[1].poll() is not None]:
-            running.remove(job)
-            job[2].close()
-            print(f"{job[0]}: {'done' if job[1].returncode == 0 else f'FAILED (exit {job[1].returncode})'}")
-            if job[1].returncode:
-                failed.append(job[0])
-    return 1 if failed else 0
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -264,6 +236,8 @@ def main(argv=None):
         sys.exit("error: --pack and --jobs do not compose with several torchrun ranks: under torchrun "
                  "the ranks train one model at a time together")
     if args.jobs > 1 and len(args.model) > 1:
+        from engine.jobs import run_jobs
+
         sys.exit(run_jobs(args, argv))
     recipe = make_recipe(args)
     if args.device == "cuda" and not torch.cuda.is_available():

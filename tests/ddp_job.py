@@ -3,7 +3,7 @@
 CLI makes it (engine.distributed.from_env).
 
     torchrun --standalone --nproc_per_node 2 tests/ddp_job.py OUT ITERS BATCH EVAL_EVERY [--sync-bn] [--resume]
-        [--float64]
+        [--float64] [--out-per-rank]
 """
 import argparse
 import sys
@@ -32,12 +32,14 @@ def main():
     ap.add_argument("--sync-bn", action="store_true")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--float64", action="store_true")
+    ap.add_argument("--out-per-rank", action="store_true", help="OUT/RANK: as if the ranks shared no disk")
     args = ap.parse_args()
     recipe = Recipe(iters=int(args.iters), batch_size=int(args.batch), eval_every=int(args.eval_every))
     d = distributed.from_env(batch_size=recipe.batch_size, sync_bn=args.sync_bn, timeout_s=60)
     x, y = synthetic()
+    out = Path(args.out) / str(d.rank) if args.out_per_rank else args.out
     try:
-        train("resnet20", recipe, (x, y), {"test": (x[:64], y[:64])}, args.out, seed=1, resume=args.resume,
+        train("resnet20", recipe, (x, y), {"test": (x[:64], y[:64])}, out, seed=1, resume=args.resume,
               train_eval=False, bar=False, dist=d, dtype=torch.float64 if args.float64 else torch.float32)
     finally:
         distributed.close()

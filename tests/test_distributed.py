@@ -7,6 +7,7 @@ without rendezvous, and ranks that never meet each fail with a clear error befor
 CLI under torchrun writes one folder, from rank 0, recording the split."""
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from engine import checkpoints as ck, distributed, models
 from engine.train import Recipe, train
 from tests.ddp_job import synthetic
-from tests.support import ROOT, free_port, kill_after_saves, torchrun_rank
+from tests.support import ROOT, free_port, kill_after_saves, torchrun_rank, wait_for
 
 JOB = str(ROOT / "tests" / "ddp_job.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per rank
@@ -133,6 +134,18 @@ def test_rank_killed_then_resumed_equals_uninterrupted(tmp_path):
     assert strip(ck.read_history(folder)) == strip(ck.read_history(tmp_path / "clean" / "resnet20"))
 
 
+def test_ranks_that_see_different_folders_stop_before_training(tmp_path):
+    """Several machines without a shared --out: rank 0 finds the run at iteration 6, rank 1 none."""
+    x, y = synthetic()
+    train("resnet20", Recipe(iters=60, batch_size=16, eval_every=3), (x, y), {"test": (x[:64], y[:64])},
+          tmp_path / "0", seed=1, stop_at=6, train_eval=False, bar=False)
+    r = run(torchrun(JOB, str(tmp_path), "60", "16", "3", "--sync-bn", "--resume", "--out-per-rank"))
+    assert r.returncode != 0
+    assert "the ranks disagree on where the run stands: [6, 0] (by rank)" in r.stderr, r.stderr[-3000:]
+    assert ck.load(tmp_path / "0" / "resnet20").metrics["iterations"] == 6
+    assert not (tmp_path / "1").exists()
+
+
 def _cli(out, *extra) -> list[str]:
     return ["-m", "engine.train", "--model", "resnet20", "--device", "cpu", "--out", str(out), *extra]
 
@@ -166,6 +179,35 @@ def test_pack_and_jobs_refused_under_torchrun(tmp_path):
     for flag in (["--pack"], ["--jobs", "2"]):
         r = run([sys.executable, *_cli(tmp_path / "o", *flag)], env=env, timeout=120)
         assert r.returncode != 0 and "do not compose with several torchrun ranks" in r.stderr
+
+
+def test_rank_that_loses_its_peer_says_so(cifar_dir, tmp_path):
+    """Two ranks started by hand (as on two machines, with no torchrun agent to stop the survivor):
+    SIGKILL rank 1 after rank 0's first save; rank 0 exits with an error naming what happened and
+    how to resume, and its folder loads."""
+    port, out, procs = free_port(), tmp_path / "o", []
+    cmd = [sys.executable, *_cli(out, "--iters", "400", "--batch-size", "16", "--eval-every", "2",
+                                 "--no-train-eval", "--data-dir", str(cifar_dir))]
+    logs = [open(tmp_path / f"rank{r}.log", "w+") for r in (0, 1)]
+    try:
+        for r in (0, 1):
+            env = {**ENV, "WORLD_SIZE": "2", "RANK": str(r), "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                   "MASTER_PORT": str(port)}
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=logs[r]))
+        wait_for(lambda: ck.read_history(ck.readable(out / "resnet20")) or procs[0].poll() is not None, 180,
+                 "rank 0's first save")
+        procs[1].send_signal(signal.SIGKILL)
+        procs[0].wait(120)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    logs[0].seek(0)
+    err = logs[0].read()
+    assert procs[0].returncode == 1, err[-3000:]
+    assert "error: rank 0 of 2 stopped (" in err and "the same command with --resume continues" in err, err[-3000:]
+    assert not ck.load(out / "resnet20").metrics["finished"]
 
 
 def test_cli_under_torchrun(cifar_dir, tmp_path):
