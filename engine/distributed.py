@@ -17,9 +17,10 @@ What a run over W ranks is (tests/test_distributed.py holds each on CPU with glo
   running statistics are the model's (DDP broadcasts its buffers before every forward). With
   sync_bn, BN statistics are over all B images: torch.nn.SyncBatchNorm on CUDA; on CPU, whose
   tensors torch's SyncBatchNorm refuses (its kernels are CUDA-only), CpuSyncBatchNorm, the same
-  statistics summed with torch.distributed.nn's differentiable all_reduce. 2 x 64 with SyncBN
-  equals 1 x 128 (weights within 1e-5 after 20 steps); 2 x 64 per rank equals 1 x 128 whose BN
-  normalises each half on its own.
+  statistics summed with torch's differentiable all_reduce (torch.distributed._functional_collectives,
+  which torch.distributed.nn's deprecation points to). In float64 after 20 steps, 2 x 64 with SyncBN
+  equals 1 x 128 to 1e-9, and 2 x 64 per rank equals 1 x 128 whose BN normalises each half on its
+  own to 1e-9; in float32, one step agrees to 1e-5 (20 steps at lr 0.1 amplify any rounding).
 - rank 0 alone evaluates and writes the checkpoint folder (atomically, as always); every rank
   resumes from it, so on several machines --out must be a folder they all see (a rank that sees
   another iteration than rank 0 stops the run with that message, before training). A rank that
