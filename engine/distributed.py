@@ -152,7 +152,8 @@ class CpuSyncBatchNorm(torch.nn.BatchNorm2d):
     CPU): batch mean and variance over every rank's images (two passes, summed with the
     differentiable all_reduce, whose backward sums the gradients of the statistics over the ranks,
     as torch's SyncBatchNorm does), running statistics updated with the unbiased variance over all
-    of them. Eval mode, or no process group: plain BatchNorm2d."""
+    of them. Every rank's batch has the same size, as TensorLoader's shards do. Eval mode, or no
+    process group: plain BatchNorm2d."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu" or not self.training or not dist.is_initialized():
@@ -160,8 +161,7 @@ class CpuSyncBatchNorm(torch.nn.BatchNorm2d):
         from torch.distributed._functional_collectives import all_reduce  # torch's differentiable one
 
         group = dist.group.WORLD
-        count = torch.tensor(float(x.numel() // x.shape[1]), dtype=x.dtype)
-        dist.all_reduce(count, group=group)
+        count = x.numel() // x.shape[1] * dist.get_world_size()  # every rank holds an equal share (shard)
         mean = all_reduce(x.sum((0, 2, 3)), "sum", group) / count
         centred = x - mean[None, :, None, None]
         var = all_reduce(centred.square().sum((0, 2, 3)), "sum", group) / count
