@@ -17,18 +17,19 @@ What a run over W ranks is (tests/test_distributed.py holds each on CPU with glo
   running statistics are the model's (DDP broadcasts its buffers before every forward). With
   sync_bn, BN statistics are over all B images: torch.nn.SyncBatchNorm on CUDA; on CPU, whose
   tensors torch's SyncBatchNorm refuses (its kernels are CUDA-only), CpuSyncBatchNorm, the same
-  statistics summed with torch's differentiable all_reduce (torch.distributed._functional_collectives,
-  which torch.distributed.nn's deprecation points to). In float64 after 20 steps, 2 x 64 with SyncBN
-  equals 1 x 128 to 1e-9, and 2 x 64 per rank equals 1 x 128 whose BN normalises each half on its
-  own to 1e-9; in float32, one step agrees to 1e-5 (20 steps at lr 0.1 amplify any rounding).
+  statistics summed over the ranks by blocking all_reduces, forward and backward (SumOverRanks).
+  In float64 after 20 steps, 2 x 64 with SyncBN equals 1 x 128 to 1e-9, and 2 x 64 per rank
+  equals 1 x 128 whose BN normalises each half on its own to 1e-9; in float32, one step agrees to
+  1e-5 (20 steps at lr 0.1 amplify any rounding).
 - rank 0 alone evaluates and writes the checkpoint folder (atomically, as always); every rank
   resumes from it, so on several machines --out must be a folder they all see (a rank that sees
   another iteration than rank 0 stops the run with that message, before training). A rank that
-  dies ends the job: torchrun stops the others and names the rank.
+  dies ends the job: torchrun stops the others and lists the rank among the failures.
 """
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -124,8 +125,14 @@ def from_env(environ=None, batch_size: int = 128, device: str = "cpu", sync_bn: 
     return d
 
 
-def close():
+def close(finished: bool = False):
+    """Leave the process group. finished: every rank got here normally, so wait for the others first
+    (rank 0 may still be saving): no rank tears its connections down while another still uses them,
+    and nothing of the group is left to be destroyed as the interpreter exits."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # a DDP wrapper or pending work caught in a reference cycle goes now, not at exit
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -149,22 +156,19 @@ def sync_batchnorm(model: torch.nn.Module, device: torch.device) -> torch.nn.Mod
 
 class CpuSyncBatchNorm(torch.nn.BatchNorm2d):
     """SyncBatchNorm for CPU tensors (torch.nn.SyncBatchNorm refuses them, and DDP refuses it on
-    CPU): batch mean and variance over every rank's images (two passes, summed with the
-    differentiable all_reduce, whose backward sums the gradients of the statistics over the ranks,
-    as torch's SyncBatchNorm does), running statistics updated with the unbiased variance over all
+    CPU): batch mean and variance over every rank's images (two passes, each summed by
+    SumOverRanks, whose backward sums the gradients of the statistics over the ranks, as torch's
+    SyncBatchNorm does), running statistics updated with the unbiased variance over all
     of them. Every rank's batch has the same size, as TensorLoader's shards do. Eval mode, or no
     process group: plain BatchNorm2d."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu" or not self.training or not dist.is_initialized():
             return super().forward(x)
-        from torch.distributed._functional_collectives import all_reduce  # torch's differentiable one
-
-        group = dist.group.WORLD
         count = x.numel() // x.shape[1] * dist.get_world_size()  # every rank holds an equal share (shard)
-        mean = all_reduce(x.sum((0, 2, 3)), "sum", group) / count
+        mean = SumOverRanks.apply(x.sum((0, 2, 3))) / count
         centred = x - mean[None, :, None, None]
-        var = all_reduce(centred.square().sum((0, 2, 3)), "sum", group) / count
+        var = SumOverRanks.apply(centred.square().sum((0, 2, 3))) / count
         y = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
         if self.affine:
             y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
@@ -175,6 +179,25 @@ class CpuSyncBatchNorm(torch.nn.BatchNorm2d):
                 self.running_mean.mul_(1 - f).add_(mean, alpha=f)
                 self.running_var.mul_(1 - f).add_(var * count / (count - 1), alpha=f)
         return y
+
+
+class SumOverRanks(torch.autograd.Function):
+    """The sum of a tensor over the ranks, differentiable: the gradient of each rank's input is the
+    sum of the ranks' output gradients. Blocking all_reduces in both directions, as torch's own
+    SyncBatchNorm exchanges its statistics (torch.nn.modules._functions), rather than the async
+    functional collectives, whose pending work must not outlive the process group."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        t = t.clone()
+        dist.all_reduce(t)
+        return t
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
 
 
 def total(t: torch.Tensor, d: Dist) -> torch.Tensor:

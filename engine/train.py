@@ -249,18 +249,20 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     if not dist.main:
         sys.stdout = open(os.devnull, "w")  # rank 0 speaks for the run; errors still reach stderr
+    finished = False
     try:
         train_all(args, recipe, dist)
+        finished = True
     except (torch.distributed.DistError, RuntimeError) as e:  # gloo reports a lost peer as RuntimeError
         if dist.backend is None:
             raise
         traceback.print_exc()
         sys.exit(f"error: rank {dist.rank} of {dist.world} stopped ({type(e).__name__}: "
                  f"{str(e).splitlines()[0][:300] if str(e) else ''}). If another rank died (its log, or "
-                 f"torchrun's 'Root Cause', names it), every model's folder in {args.out} holds its last "
+                 f"torchrun's list of failures, names it), every model's folder in {args.out} holds its last "
                  "complete save: the same command with --resume continues from there")
     finally:
-        distributed.close()
+        distributed.close(finished)
 
 
 def train_all(args, recipe: Recipe, dist: Dist):

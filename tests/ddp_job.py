@@ -38,11 +38,13 @@ def main():
     d = distributed.from_env(batch_size=recipe.batch_size, sync_bn=args.sync_bn, timeout_s=60)
     x, y = synthetic()
     out = Path(args.out) / str(d.rank) if args.out_per_rank else args.out
+    finished = False
     try:
         train("resnet20", recipe, (x, y), {"test": (x[:64], y[:64])}, out, seed=1, resume=args.resume,
               train_eval=False, bar=False, dist=d, dtype=torch.float64 if args.float64 else torch.float32)
+        finished = True
     finally:
-        distributed.close()
+        distributed.close(finished)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 - free_port, running_app: `python app.py` in a subprocess on a free port, as users start it.
 - wait_for: poll a condition until a deadline (never a bare sleep), failing the test with a message.
 - kill_after_saves: SIGKILL a training process (or one torchrun rank, torchrun_rank) at a random
-  moment after it saved N more times.
+  moment after it saved N more times; run_group, kill_group: a command and all it starts, ended
+  together (no torchrun rank outlives its test).
 - ci, require_cifar: without CIFAR-10, a CI run ($CI true) fails; elsewhere the data tests skip.
 - BAD: hostile uploads with the one message serving.images gives each (tests/test_bad_inputs.py
   sends them through the API, tests/test_browser.py through the page); image_bytes, png_header and
@@ -79,7 +80,11 @@ def running_app(log_path, **env_extra):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"app.py did not serve: {Path(log_path).read_text()[-3000:]}")
                 time.sleep(0.2)
-            yield url, proc
+            try:
+                yield url, proc
+            except BaseException:  # the test failed: pytest shows the log under "Captured stdout"
+                print(f"--- the tail of {log_path} ---\n{Path(log_path).read_text()[-4000:]}")
+                raise
         finally:
             proc.terminate()
             try:
@@ -102,7 +107,7 @@ def kill_after_saves(cmd: list[str], folder: Path, saves: int = 3, timeout: floa
 
     start = rows()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         try:
             def saved_or_ended():
                 return proc.poll() is not None or rows() >= start + saves
@@ -119,9 +124,7 @@ def kill_after_saves(cmd: list[str], folder: Path, saves: int = 3, timeout: floa
                 os.kill(victim(proc), signal.SIGKILL)
                 wait_for(lambda: proc.poll() is not None, timeout, f"{cmd} to end after one of its processes died")
         finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+            kill_group(proc)
         err.seek(0)
         text = err.read().decode(errors="replace")
     if victim is None:
@@ -129,6 +132,28 @@ def kill_after_saves(cmd: list[str], folder: Path, saves: int = 3, timeout: floa
     else:
         assert proc.returncode != 0, text[-2000:]
     return text
+
+
+def kill_group(proc: subprocess.Popen):
+    """SIGKILL `proc` (started with start_new_session=True) and every process it started, then reap
+    it: a test that fails leaves no torchrun rank behind to load the machine for the tests after it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the group is gone: every member has exited
+        pass
+    proc.wait()
+
+
+def run_group(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run(cmd, capture_output=True, text=True) in a session of its own, killed whole
+    (kill_group) when it ends or on timeout."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kw)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        kill_group(proc)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def torchrun_rank(proc: subprocess.Popen, rank: int, timeout: float = 60) -> int:
