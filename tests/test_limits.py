@@ -1,5 +1,5 @@
 """Limits as users meet them: a full queue answers only with Gradio's queue-full error and the server
-keeps serving (made full on purpose: the one worker is held by a request until the test lets it go);
+keeps serving (made full on purpose: the one worker is held at a gate until the test lets it go);
 where the app listens by default (nothing public unless asked or on a Space); forged file payloads;
 no network use; the Spaces header."""
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
-from gradio_client.utils import QueueError
+from gradio_client.utils import QueueError, Status
 
 import app
 from tests.support import ROOT, running_app, wait_for
@@ -43,8 +43,11 @@ def _check_cat(result):
 
 
 def test_a_full_queue_refuses_cleanly_and_the_server_survives(tmp_path):
-    """Queue of 1 and one worker: request A holds the worker (it waits in the image decode until the
-    gate file goes), B waits in the queue, so C must be refused, whatever the machine's speed."""
+    """Queue of 1 and one processing slot: while the gate file exists the model worker is held in an
+    image decode (by the app's start-up warm-up, which gets there first, or else by request A), so
+    request A, once it has left the queue, holds the one slot; B then waits in the queue, and C
+    must be refused, whatever the machine's speed. (Waiting for A to leave the queue matters: B
+    sent while A still waits there is itself refused.)"""
     (tmp_path / "sitecustomize.py").write_text(HOLD)
     gate = tmp_path / "gate"
     gate.touch()
@@ -53,7 +56,8 @@ def test_a_full_queue_refuses_cleanly_and_the_server_survives(tmp_path):
         a, b, c = (Client(url, verbose=False) for _ in range(3))
         try:
             held = a.submit(handle_file(CAT), "plain20", "resnet20", api_name="/classify")
-            wait_for(Path(f"{gate}.held").exists, 60, "request A to reach the worker")
+            wait_for(Path(f"{gate}.held").exists, 60, "the worker to be held at the gate")
+            wait_for(lambda: held.status().code == Status.PROCESSING, 60, "request A to leave the queue")
             waiting = b.submit(handle_file(CAT), "plain20", "resnet20", api_name="/classify")
             wait_for(lambda: _queue_size(url) == 1, 60, "request B to wait in the queue")
             refused = c.submit(handle_file(CAT), "plain20", "resnet20", api_name="/classify")
