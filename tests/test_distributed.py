@@ -122,8 +122,8 @@ def test_metrics_record_the_split(runs):
 
 def test_rank_killed_then_resumed_equals_uninterrupted(tmp_path):
     """SIGKILL rank 1, then rank 0 (the writer), each at a random moment after 3 more saves; torchrun
-    ends the job, listing the dead rank as killed; the folder loads; resuming finishes it exactly as a 2-rank run
-    that was never killed (tolerance 0: CPU training with gloo is deterministic)."""
+    ends the job, listing the dead rank as killed; the folder loads; resuming finishes it exactly as
+    a 2-rank run that was never killed (tolerance 0: CPU training with gloo is deterministic)."""
     job = lambda out, *extra: torchrun(JOB, str(out), "60", "16", "3", *extra)  # noqa: E731
     folder, seen = tmp_path / "killed" / "resnet20", []
     random.seed(0)
