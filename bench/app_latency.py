@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support import free_port  # noqa: E402
 
 from serving import attribution  # noqa: E402
-from ui.lab import EXPLAIN as PAGE  # noqa: E402
+from ui.lab import EXPLAIN as PAGE, FLOW  # noqa: E402
 
 EXPLAIN = tuple(PAGE.values())  # the page's explain arguments, in the endpoint's order (method first)
 METHODS = tuple(attribution.METHODS)
@@ -126,7 +126,7 @@ def calls(pair):
     for m in METHODS:
         out[f"explain {m}"] = ((handle_file(IMAGE), *pair, m, *EXPLAIN[1:]), "/explain")
     out["architecture"] = ((handle_file(IMAGE), *pair), "/architecture")
-    out["gradient_flow"] = ((None, "test batch", "init", 110, "batch"), "/gradient_flow")
+    out["gradient_flow"] = ((None, *FLOW.values()), "/gradient_flow")
     return out
 
 

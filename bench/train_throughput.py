@@ -66,7 +66,7 @@ def main():
                 if dist.main:  # the writer: the other ranks' temporary folders stay empty
                     cells.append(f"{steady_img_s(read_history(Path(tmp) / name), args.batch_size):,.0f}")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
-    distributed.close()
+    distributed.close(finished=True)
 
 
 if __name__ == "__main__":

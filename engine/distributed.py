@@ -29,7 +29,6 @@ What a run over W ranks is (tests/test_distributed.py holds each on CPU with glo
 from __future__ import annotations
 
 import datetime
-import gc
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -127,10 +126,9 @@ def from_env(environ=None, batch_size: int = 128, device: str = "cpu", sync_bn: 
 
 def close(finished: bool = False):
     """Leave the process group. finished: every rank got here normally, so wait for the others first
-    (rank 0 may still be saving): no rank tears its connections down while another still uses them,
-    and nothing of the group is left to be destroyed as the interpreter exits."""
+    (rank 0 may still be saving), so that no rank tears its connections down while another still
+    uses them."""
     if dist.is_available() and dist.is_initialized():
-        gc.collect()  # a DDP wrapper or pending work caught in a reference cycle goes now, not at exit
         if finished:
             dist.barrier()
         dist.destroy_process_group()
@@ -202,11 +200,7 @@ class SumOverRanks(torch.autograd.Function):
 
 def total(t: torch.Tensor, d: Dist) -> torch.Tensor:
     """The sum of `t` over the ranks (a new tensor; `t` itself when single)."""
-    if d.backend is None:
-        return t
-    t = t.clone()
-    dist.all_reduce(t)
-    return t
+    return t if d.backend is None else SumOverRanks.apply(t)
 
 
 def gather_to_main(t: torch.Tensor, d: Dist) -> torch.Tensor:

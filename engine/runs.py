@@ -3,9 +3,10 @@
 Shared by the single-model trainer (engine/train.py) and the packed one (engine/train_packed.py), so a
 run's folder is the same whichever trained it: `Run.open` resumes it (refusing a different recipe,
 data or BN scope: bn_images, what each BN normalised over), `Run.log` appends a history row
-(running train loss/error since the last row, test and val error), `Run.save` writes the checkpoint folder with metrics and, while unfinished, the resume
-state in torch.optim.SGD's layout (`optim.{i}.momentum_buffer` for the i-th parameter, plus
-param_groups), which either trainer can resume.
+(running train loss/error since the last row, test and val error), `Run.save` writes the
+checkpoint folder with metrics and, while unfinished, the resume state in torch.optim.SGD's layout
+(`optim.{i}.momentum_buffer` for the i-th parameter, plus param_groups), which either trainer can
+resume.
 """
 from __future__ import annotations
 
