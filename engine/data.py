@@ -10,9 +10,10 @@ channel means [125.307, 122.950, 113.865] and stds [62.993, 62.089, 66.705] on t
 
 Normalisation: per channel, (x/255 - mean) / std with the training-set statistics above. It is
 recorded in every checkpoint's config.json, so inference always normalises as training did.
-Augmentation (paper, Sec. 4.2): pad 4 zero pixels on each side (zero = the mean image after
-normalising, as in the paper, which subtracts the mean), take a random 32x32 crop, flip
-horizontally with probability 1/2.
+This differs from the paper, which subtracts the per-pixel mean image (README, "Where we differ
+from the paper"). Augmentation (paper, Sec. 4.2): pad 4 pixels on each side, take a random 32x32
+crop, flip horizontally with probability 1/2. The padding is zeros after normalising, i.e. the
+training set's mean colour (per channel), not a mean image (tests/test_deviations.py holds it).
 
 TensorLoader keeps the whole set on one device as uint8 and augments each batch there: on a GPU
 that is where training speed comes from; on the CPU it is the test path. Batch k of a run is a
@@ -37,7 +38,9 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILES = ("test_batch.bin",)
 RECORD = 3073
-FILE_BYTES = 10_000 * RECORD
+IMAGES_PER_FILE = 10_000
+FILE_BYTES = IMAGES_PER_FILE * RECORD
+TEST_IMAGES = IMAGES_PER_FILE * len(TEST_FILES)  # 10,000
 MD5 = {  # the official files, as listed in ../shared/cifar10/manifest.json
     "data_batch_1.bin": "5dd7e06a14cb22eb9f671a540d1b7c25",
     "data_batch_2.bin": "5ea93a67294ea407fff1d09f752e9692",

@@ -4,7 +4,8 @@
 
 Evaluates each folder (default checkpoints/) on the 10,000 test images (single view, no
 augmentation, normalised as its config.json says) and, with --train-error, on the 50,000 training
-images. results_df() holds model, layers, params, measured errors in percent, the errors the
+images (train_err_eval: MEASURES names it "train error (eval pass, clean)", as against the running
+error over augmented batches that training logs). results_df() holds model, layers, params, measured errors in percent, the errors the
 checkpoint's metrics.json recorded at training time, the paper's Table 6 value, and the setup
 (ranks × images per rank, and BN's scope: "1×128", "2×64, BN per rank"). The table is
 printed and written as CSV and Markdown: to assets/results.{csv,md} for the shipped checkpoints/,
@@ -31,6 +32,11 @@ PAPER_TABLE6 = {  # test error %, He et al. 2016, Table 6 (option A); 110: best 
     "resnet110": 6.43, "resnet1202": 7.93,
 }
 PAPER_NOTES = {"resnet110": "best of 5 runs; mean 6.61±0.16"}
+MEASURES = {  # the one name of each error measure: column key -> what the views, tables and README call it
+    "train_err_running": "train error (running, augmented, as in Fig. 6)",  # metrics' train_error_running_pct
+    "train_err_eval": "train error (eval pass, clean)",  # metrics' train_error_pct
+    "test_err": "test error",
+}
 ASSETS = PROJECT / "assets"
 
 
@@ -63,18 +69,18 @@ def evaluate_folder(folder, test=None, train=None, device="cpu") -> dict:
     ck = checkpoints.load(folder, device)
     spec = models.get_spec(ck.name)
     row = {"model": ck.name, "layers": spec.depth, "params": models.count_params(ck.model),
-           "train_err": math.nan, "test_err": math.nan}
+           "train_err_eval": math.nan, "test_err": math.nan}
     if train is not None:
-        row["train_err"] = error_rate(ck.model, *train, ck.normalization, device, desc=f"{ck.name} train")
+        row["train_err_eval"] = error_rate(ck.model, *train, ck.normalization, device, desc=f"{ck.name} train")
     if test is not None:
         row["test_err"] = error_rate(ck.model, *test, ck.normalization, device, desc=f"{ck.name} test")
     m = ck.metrics
-    row.update({"recorded_train_err": m.get("train_error_pct"), "recorded_test_err": m.get("test_error_pct"),
+    row.update({"recorded_train_err_eval": m.get("train_error_pct"), "recorded_test_err": m.get("test_error_pct"),
                 "iters": m.get("iterations"), "setup": setup(m), "device": m.get("device")})
     return row
 
 
-COLUMNS = ["model", "layers", "params", "train_err", "test_err", "recorded_train_err",
+COLUMNS = ["model", "layers", "params", "train_err_eval", "test_err", "recorded_train_err_eval",
            "recorded_test_err", "paper_err", "paper_note", "iters", "setup", "device"]
 
 

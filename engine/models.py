@@ -211,11 +211,12 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def calibrated(name: str, seed: int = 0, batch: int = 64) -> CifarResNet:
-    """A fresh build(name) in eval mode whose BN running statistics are those of one random N(0, 1)
-    batch (`batch` images), so an eval-mode forward at init normalises (a fresh resnet1202 in eval
-    mode overflows otherwise, and deep plain nets shrink to zero). The seed fixes the weights and the
-    batch; the global torch RNG is left as it was (torch.random.fork_rng)."""
+def calibrated(name: str, seed: int = 0, batch: int = 64, images: torch.Tensor | None = None) -> CifarResNet:
+    """A fresh build(name) in eval mode whose BN running statistics are those of one batch: `images`
+    (normalised, N x 3 x 32 x 32, e.g. real CIFAR images) if given, else `batch` random N(0, 1)
+    images. So an eval-mode forward at init normalises (a fresh resnet1202 in eval mode overflows
+    otherwise, and deep plain nets shrink to zero). The seed fixes the weights and the random batch;
+    the global torch RNG is left as it was (torch.random.fork_rng)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build(name)
@@ -225,7 +226,7 @@ def calibrated(name: str, seed: int = 0, batch: int = 64) -> CifarResNet:
             m.momentum = None  # cumulative average: one batch sets the statistics exactly
         model.train()
         with torch.no_grad():
-            model(torch.randn(batch, 3, 32, 32))
+            model(torch.randn(batch, 3, 32, 32) if images is None else images.float())
         for m, mom in zip(bns, saved):
             m.momentum = mom
     return model.eval()

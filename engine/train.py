@@ -51,7 +51,7 @@ class Recipe:
     lr_steps: tuple = (0.5, 0.75)  # fractions of iters where lr is divided by 10 (32k, 48k of 64k)
     lr_decay: float = 0.1  # factor at each step
     momentum: float = 0.9
-    weight_decay: float = 1e-4  # L2 on all parameters, as in the paper
+    weight_decay: float = 1e-4  # the paper's 1e-4, here on every parameter (BN and biases too; the paper doesn't say)
     warmup_min_depth: int = 110  # nets this deep warm up...
     warmup_lr: float = 0.01  # ...at this lr...
     warmup_until_err: float = 80.0  # ...until the train error (%, mean over warmup_check steps) is below this

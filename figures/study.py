@@ -1,9 +1,9 @@
 """Plotly figures for the paper study (research/study.py): pure functions, plain data in, go.Figure out.
 
     curves_figure           Fig. 6: training curves, two panels (plain | residual), train error
-                            dashed and test error solid, one colour per depth in both panels,
-                            x = iterations, y = error %, optional log y axis; series in the
-                            order given (shallow to deep)
+                            (running, augmented, as in Fig. 6) dashed and test error solid, one
+                            colour per depth in both panels, x = iterations, y = error %,
+                            optional log y axis; series in the order given (shallow to deep)
     layer_responses_figure  Fig. 7: std of each 3x3 layer's BN output per layer index (in forward
                             order, or sorted by std descending as in Fig. 7 bottom)
 
@@ -17,6 +17,11 @@ from plotly.subplots import make_subplots
 
 from figures.theme import DASH, colours, depth_colours, empty, kinds, layout
 
+# the measures' names (engine.evaluate.MEASURES; tests/test_study.py holds them equal): the history's
+# train_err is the running error over the augmented batches since the last log, in train mode
+TRAIN, TEST = "train error (running, augmented, as in Fig. 6)", "test error"
+LEGEND = {"train_err": "train (running, augmented)", "test_err": "test"}
+
 
 def curves_figure(curves: dict, log_y: bool = False) -> go.Figure:
     """{name: {"iter", "train_err", "test_err", "kind", "depth"}} -> plain | residual panels; per model a
@@ -27,12 +32,12 @@ def curves_figure(curves: dict, log_y: bool = False) -> go.Figure:
     for name, c in curves.items():
         col = 1 if c["kind"] == "plain" else 2
         for split, dash in (("train_err", "dash"), ("test_err", "solid")):
-            label = "train" if split == "train_err" else "test"
+            label = TRAIN if split == "train_err" else TEST
             fig.add_trace(go.Scatter(
-                x=list(c.get("iter", [])), y=list(c.get(split, [])), mode="lines", name=f"{name} {label}",
+                x=list(c.get("iter", [])), y=list(c.get(split, [])), mode="lines", name=f"{name} {LEGEND[split]}",
                 legendgroup=name, line=dict(color=colour[name], dash=dash, width=1.6 if dash == "dash" else 2.2),
                 connectgaps=True,
-                hovertemplate=f"<b>{name}</b> {label} error<br>iteration %{{x:,}}<br>%{{y:.2f}}%<extra></extra>",
+                hovertemplate=f"<b>{name}</b> {label}<br>iteration %{{x:,}}<br>%{{y:.2f}}%<extra></extra>",
             ), row=1, col=col)
     fig.update_xaxes(title_text="iterations")
     fig.update_yaxes(title_text="error (%)", row=1, col=1)
@@ -41,7 +46,7 @@ def curves_figure(curves: dict, log_y: bool = False) -> go.Figure:
         fig.update_yaxes(rangemode="tozero")
     if not curves:
         return empty("Training on CIFAR-10", "no training histories shipped yet", 440, "below")
-    return layout(fig, "Training on CIFAR-10 (dashed: training error, solid: test error)", 440, "below")
+    return layout(fig, f"Training on CIFAR-10 (dashed: {TRAIN}; solid: {TEST})", 440, "below")
 
 
 def layer_responses_figure(data: dict, sorted_: bool = False) -> go.Figure:

@@ -5,10 +5,10 @@ landscape of neural nets"): plain nets are chaotic, residual nets convex-looking
   of the linear weight) rescaled to the norm of the model's own filter; BN weights/biases and every
   bias get direction 0 (Li et al. ignore them), so only conv/linear weights move.
 - line / surface: loss (mean cross-entropy) and error (percent) at theta + a*d1 (+ b*d2).
-- Evaluation is in eval mode: BN uses the checkpoint's running statistics, fixed along the path
-  (our choice: the landscape of the network as served; recomputing them at each point would need
-  training batches and a train-mode pass per point). Far from theta these fixed statistics no longer match the
-  activations, so the loss grows faster than it would with recomputed statistics.
+- Evaluation is in eval mode: BN uses the checkpoint's running statistics, fixed along the path.
+  This is what Li et al.'s own code does (tomgoldstein/loss-landscape, evaluation.py: eval_loss
+  calls net.eval()), and it is the network as served. Far from theta these fixed statistics no
+  longer match the activations, so the loss grows faster than it would with recomputed statistics.
 - Every call works on a deep copy of the model: the served model is never touched. no_grad, batch 500.
 - LIVE_ALPHAS is the app's live 1-D grid; grid(span, steps) the precomputed 2-D one (the precompute
   driver's defaults and their runtimes are in the README). The beta = 0 column of a surface is

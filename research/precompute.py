@@ -11,7 +11,8 @@ a new, retrained, removed or damaged checkpoint (or an older layout) makes the s
 instead of silently wrong (the tabs say so, or compute live where they can). Each view's runtime is printed; the README quotes them.
 
 View formats (JSON): layer_responses {name: {"layers", "std", "kind"}}; lesion {name: lesion.study
-+ "images", "n_images", "seconds"}; landscape {name: landscape.surface + "n_images", "seconds"};
+("baseline", "single", "downsampling", "random" with its "pool" and "subsets", "kind") + "images",
+"n_images", "seconds"}; landscape {name: landscape.surface + "n_images", "seconds"};
 vgg_vs_resnet {"table": arch_cost.table()}; shattered {f"{weights}{depth}": {"lines", "notes"}}.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 from engine import checkpoints, models
-from engine.data import DataMissingError, NORMALIZATION, load_sample, load_split, normalize
+from engine.data import DataMissingError, load_sample, load_split, normalize
 from engine.settings import Settings, set_threads
 from research import arch_cost, landscape, lesion, shattered, study
 
@@ -34,7 +35,7 @@ class Store:
     """The stored views of one research folder, stamped against one checkpoint folder. A file of
     another FORMAT (an older layout of the data) counts as stale, like a changed checkpoint."""
 
-    FORMAT = 2  # 2: every per-model entry carries its "kind"
+    FORMAT = 3  # 2: every per-model entry carries its "kind"; 3: lesions split identity/downsampling blocks
 
     def __init__(self, settings: Settings):
         self.dir, self.root = Path(settings.research), Path(settings.checkpoints)
@@ -157,27 +158,25 @@ def surfaces(s: Settings, n_images: int = 500, steps: int = 11, span: float = 1.
 
 def gradient_lines(s: Settings):
     """Shattered gradients between test-sample images 0 and 1 at every depth of the paper's pairs,
-    at init (engine.models.calibrated) and trained (the checkpoints present; absent ones noted)."""
+    at init (shattered.init_pair: BN statistics from 64 other sample images) and trained (the
+    checkpoints present; absent ones noted)."""
     x, _ = load_sample(Path(s.sample))
     shipped = [f.name for f in checkpoints.list_folders(s.checkpoints)]
     out, used = {}, []
     for depth in models.DEPTHS:
         for weights in ("init", "trained"):
-            nets, notes = {}, []
-            for name in models.pair(depth):
-                if weights == "init":
-                    nets[name] = models.calibrated(name), NORMALIZATION
-                elif name not in shipped:
+            nets, notes = (shattered.init_pair(depth, x), []) if weights == "init" else ({}, [])
+            for name in models.pair(depth) if weights == "trained" else ():
+                if name not in shipped:
                     notes.append(f"`{name}`: unavailable. {checkpoints.not_shipped(name, shipped)}")
                     continue
-                else:
-                    try:
-                        ck = checkpoints.load(Path(s.checkpoints) / name)
-                    except checkpoints.CheckpointError as e:
-                        notes.append(f"`{name}`: unavailable. {checkpoints.damaged(name, e)}")
-                        continue
-                    nets[name] = ck.model, ck.normalization
-                    used.append(name)
+                try:
+                    ck = checkpoints.load(Path(s.checkpoints) / name)
+                except checkpoints.CheckpointError as e:
+                    notes.append(f"`{name}`: unavailable. {checkpoints.damaged(name, e)}")
+                    continue
+                nets[name] = ck.model, ck.normalization
+                used.append(name)
             out[f"{weights}{depth}"] = {"lines": shattered.pair_lines(nets, x, weights), "notes": notes}
     return out, sorted(set(used))
 

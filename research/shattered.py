@@ -11,21 +11,40 @@ eval mode (restored afterwards), in the model's dtype. autocorrelation(g) is the
 autocorrelation of the mean-removed series (lag 0 = 1). Balduzzi's point: in deep plain nets g
 looks like white noise (autocorrelation ~0 from lag 1 on), residual nets' g stays correlated.
 
-Fresh nets for the "init" view are engine.models.calibrated (BN statistics of one random batch,
-so an eval-mode forward at init normalises, also in deep plain nets). lines() builds the view's
-data for several nets at once, each entry with its autocorrelation and kind; pair_lines is the
-view at one depth, for the stored view and the app's live fallback alike. DEFAULT_POINTS = 128 is
-the view's resolution (callers may ask for more). The stored lines for every depth, at init and
-trained, are assets/research/shattered.json; their lag-1 values are quoted in the README.
+A PROXY for Balduzzi et al.'s measurement, not a replication. They fed a scalar input x (a grid of
+points on a line) to fully connected nets at initialisation and took dy/dx of the scalar output:
+white noise (flat spectrum, autocorrelation ~0 from lag 1) for deep feedforward nets, brown noise
+for resnets. Here the nets are the paper's CIFAR convnets, the "input" is a path through image
+space between two CIFAR images, the output is one class logit, and trained nets are shown beside
+the nets at init; only the autocorrelation is computed (no spectrum). The contrast it shows at
+init (plain110 decorrelated, resnet110 correlated) is theirs; the numbers are not comparable.
+
+Fresh nets for the "init" view are init_pair(depth, images_u8): build(name) with seed 0 and BN
+statistics from a batch of real CIFAR images (the CALIBRATION images after the line's two, via
+engine.models.calibrated), so an eval-mode forward at init normalises, also in deep plain nets.
+lines() builds the view's data for several nets at once, each entry with its autocorrelation and
+kind; pair_lines is the view at one depth, for the stored view and the app's live fallback
+alike. DEFAULT_POINTS = 128 is the view's resolution (callers may ask for more). The stored lines
+for every depth, at init and trained, are assets/research/shattered.json; their lag-1 values are
+quoted in the README.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from engine.data import normalize
+from engine import models
+from engine.data import NORMALIZATION, normalize
 
 DEFAULT_POINTS = 128
+CALIBRATION = slice(2, 66)  # 64 images: BN statistics at init (images 0 and 1 are the line's ends)
+
+
+def init_pair(depth: int, images_u8) -> dict:
+    """{name: (fresh model, NORMALIZATION)} for the plain/residual pair at `depth`: seed 0, BN
+    statistics from images_u8[CALIBRATION] (real CIFAR images, uint8 N x 3 x 32 x 32; N >= 3)."""
+    batch = normalize(torch.as_tensor(images_u8[CALIBRATION]), NORMALIZATION)
+    return {name: (models.calibrated(name, images=batch), NORMALIZATION) for name in models.pair(depth)}
 
 
 def _as_tensor(x, dtype) -> torch.Tensor:

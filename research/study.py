@@ -4,17 +4,20 @@ Pure functions: records (engine.checkpoints.records: each folder's spec, metrics
 or a model and images in, rows and lists out; the I/O is research/precompute.py's and the app's.
 
 results_table(records)  one row per record (paper Table 6), columns COLUMNS: model, kind, layers,
-                        params, flops (forward FLOPs per image, from engine.introspection), train_err /
-                        test_err (% from metrics.json; the mean over seeds if there are several),
-                        *_std (sample std, NaN for one run), seeds, setup (engine.evaluate.setup:
-                        ranks × images per rank, BN scope), paper_err, diagnosis.
-diagnosis               against the next shallower record with the same shortcut option (plain vs
-                        plain, A vs A, B vs B): "degradation" (train AND test error higher),
-                        "overfitting" (train error lower or equal, test error higher), "better" (test
-                        error lower), "same" (test error equal), "—" (no shallower model, or an error
-                        is missing). Held case by case by tests/test_study.py.
+                        params, flops (forward FLOPs per image, from engine.introspection), and, in %
+                        from metrics.json (the mean over seeds if there are several):
+                        train_err_running ("train error (running, augmented, as in Fig. 6)": the
+                        running error over the last eval interval's augmented train-mode batches),
+                        train_err_eval ("train error (eval pass, clean)": an eval-mode pass over
+                        the un-augmented training set), test_err; *_std (sample std over seeds, NaN
+                        for one run), seeds, iterations, setup (engine.evaluate.setup: ranks ×
+                        images per rank, BN scope), paper_err, reference (the next shallower
+                        record with the same shortcut option: plain vs plain, A vs A, B vs B),
+                        diagnosis and basis (research/verdict.py: training error first, a
+                        tolerance from seeds or the binomial, comparable runs only). HEADERS names
+                        the columns for display (engine.evaluate.MEASURES for the errors).
 curves(records)         Fig. 6: {name: {"iter", "train_err", "test_err", "kind", "depth"}} from the
-                        histories.
+                        histories (train_err there is the running error, as in Fig. 6).
 layer_responses(...)    Fig. 7: for every 3x3 conv in forward order ("bn1", "layer1.0.bn1",
                         "layer1.0.bn2", ...; 6n+1 of them, 19 for a 20-layer net) the std of the
                         output of the BN that follows it (after BN, before ReLU/addition, as in the
@@ -32,12 +35,16 @@ import torch
 from torch import nn
 
 from engine import models
-from engine.evaluate import results_df, setup
+from engine.data import TEST_IMAGES
+from engine.evaluate import MEASURES, results_df, setup
 from engine.introspection import architecture
+from research import verdict
 
-COLUMNS = ["model", "kind", "layers", "params", "flops", "train_err", "test_err", "train_err_std",
-           "test_err_std", "seeds", "setup", "paper_err", "reference", "diagnosis"]
-NONE = "—"
+COLUMNS = ["model", "kind", "layers", "params", "flops", "train_err_running", "train_err_eval", "test_err",
+           "train_err_eval_std", "test_err_std", "seeds", "iterations", "setup", "paper_err", "reference",
+           "diagnosis", "basis"]
+HEADERS = {**MEASURES, "train_err_eval_std": "train error (eval pass, clean): std over seeds",
+           "test_err_std": "test error: std over seeds", "paper_err": "paper test error (Table 6)"}
 
 
 @functools.lru_cache(maxsize=32)
@@ -65,43 +72,38 @@ def _stats(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
 
 
-def _verdict(row: dict, prev: dict | None) -> str:
-    if prev is None:
-        return NONE
-    tr, te, ptr, pte = row["train_err"], row["test_err"], prev["train_err"], prev["test_err"]
-    if any(math.isnan(v) for v in (te, pte)):
-        return NONE
-    if te < pte:
-        return "better"
-    if te == pte:
-        return "same"
-    if math.isnan(tr) or math.isnan(ptr):
-        return NONE
-    return "degradation" if tr > ptr else "overfitting"
+def _row(rec) -> dict:
+    spec, m = rec.spec, rec.metrics
+    running, _ = _stats([_num(r.get("train_error_running_pct")) for r in rec.runs])
+    train, train_std = _stats([_num(r.get("train_error_pct")) for r in rec.runs])
+    test, test_std = _stats([_num(r.get("test_error_pct")) for r in rec.runs])
+    params, flops = _size(spec.name)
+    return {"model": spec.name, "kind": spec.kind, "layers": spec.depth, "params": params, "flops": flops,
+            "train_err_running": running, "train_err_eval": train, "test_err": test,
+            "train_err_eval_std": train_std, "test_err_std": test_std, "seeds": len(rec.runs),
+            "iterations": m.get("iterations"), "setup": setup(m), "_shortcut": spec.shortcut,
+            "_compare": {"model": spec.name, "train": train, "test": test, "train_std": train_std,
+                         "test_std": test_std, "runs": len(rec.runs),
+                         "n_train": (m.get("data") or {}).get("train_images", 50_000), "n_test": TEST_IMAGES,
+                         "finished": bool(m.get("finished")), "iterations": m.get("iterations"),
+                         "recipe": m.get("recipe"), "data": m.get("data"), "setup": setup(m)}}
 
 
 def results_table(records):
     """Paper Table 6 for engine.checkpoints.records(...) (columns: COLUMNS); an empty frame if none."""
-    rows = []
-    for rec in records:
-        spec = rec.spec
-        train, train_std = _stats([_num(m.get("train_error_pct")) for m in rec.runs])
-        test, test_std = _stats([_num(m.get("test_error_pct")) for m in rec.runs])
-        params, flops = _size(spec.name)
-        rows.append({"model": spec.name, "kind": spec.kind, "layers": spec.depth, "params": params,
-                     "flops": flops, "train_err": train, "test_err": test, "train_err_std": train_std,
-                     "test_err_std": test_std, "seeds": len(rec.runs), "setup": setup(rec.metrics),
-                     "_shortcut": spec.shortcut})
+    rows = [_row(rec) for rec in records]
     for row in rows:
         shallower = [r for r in rows if r["_shortcut"] == row["_shortcut"] and r["layers"] < row["layers"]]
-        row["reference"] = max(shallower, key=lambda r: r["layers"])["model"] if shallower else None
-        row["diagnosis"] = _verdict(row, max(shallower, key=lambda r: r["layers"]) if shallower else None)
+        ref = max(shallower, key=lambda r: r["layers"]) if shallower else None
+        row["reference"] = ref["model"] if ref else None
+        row.update(verdict.compare(row["_compare"], ref["_compare"] if ref else None))
     return results_df(rows, COLUMNS)
 
 
 def curves(records) -> dict[str, dict]:
     """Fig. 6: {name: {"iter", "train_err", "test_err" (lists, None where not logged), "kind", "depth"}}
-    for every record with a history."""
+    for every record with a history; train_err is the history's: the running error over the augmented
+    train-mode batches since the previous log (the train error (running, augmented, as in Fig. 6))."""
     return {r.spec.name: {"iter": [h.get("iter") for h in r.history],
                           "train_err": [h.get("train_err") for h in r.history],
                           "test_err": [h.get("test_err") for h in r.history], "kind": r.spec.kind,

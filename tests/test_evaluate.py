@@ -37,9 +37,9 @@ def test_evaluate_folder_and_results_table(cifar, tmp_path):
     assert math.isnan(r.loc["plain20", "paper_err"])
     assert r.loc["plain20", "recorded_test_err"] == 12.5 and r.loc["plain20", "iters"] == 7
     for name in ("plain20", "resnet110"):
-        assert 0 <= r.loc[name, "test_err"] <= 100 and 0 <= r.loc[name, "train_err"] <= 100
+        assert 0 <= r.loc[name, "test_err"] <= 100 and 0 <= r.loc[name, "train_err_eval"] <= 100
     md = evaluate.to_markdown(df)
-    assert md.splitlines()[0].startswith("| model | layers | params | train_err | test_err |")
+    assert md.splitlines()[0].startswith("| model | layers | params | train_err_eval | test_err |")
     assert "| resnet110 | 110 | 1,727,962 |" in md and "| 6.43 |" in md
 
 

@@ -53,6 +53,8 @@ def test_lesion_and_landscape_views_on_a_subset(tmp_path, cifar_dir):
     data, names = precompute.lesions(s, n_images=20)
     assert names == ["plain20", "resnet20"] and data["plain20"]["images"] == "first 20 of the CIFAR-10 test set"
     assert [d["kind"] for d in data.values()] == ["plain", "residual"] and len(data["resnet20"]["single"]) == 9
+    assert data["resnet20"]["downsampling"] == ["layer2.0", "layer3.0"]
+    assert len(data["resnet20"]["random"]["pool"]) == 7 and data["resnet20"]["random"]["k"] == list(range(1, 8))
     surf, names = precompute.surfaces(s, n_images=16, steps=3, device="cpu")
     assert names == ["plain20", "resnet20"] and surf["resnet20"]["alpha"] == [-1.0, 0.0, 1.0]
     assert surf["resnet20"]["n_images"] == 16 and len(surf["resnet20"]["loss"]) == 3

@@ -35,9 +35,14 @@ def test_results_table_and_csv(client):
     table, diag, path = client.predict(api_name="/results")
     rows = list(csv.DictReader(open(path)))
     assert [r["model"] for r in rows] == SHIPPED == [r[0] for r in table["data"]]
-    assert {"model", "layers", "params", "flops", "train_err", "test_err", "paper_err", "diagnosis"} <= set(rows[0])
+    assert {"model", "layers", "params", "flops", "train_err_running", "train_err_eval", "test_err", "paper_err",
+            "diagnosis", "basis"} <= set(rows[0])
     by = {r["model"]: r for r in rows}
     assert float(by["resnet20"]["test_err"]) == 8.36 and float(by["resnet20"]["paper_err"]) == 8.75
+    assert float(by["resnet20"]["train_err_eval"]) == 0.29 and float(by["resnet20"]["train_err_running"]) > 0.29
+    # the table shows both training errors under their one name each
+    assert {"train error (running, augmented, as in Fig. 6)", "train error (eval pass, clean)",
+            "test error"} <= set(table["headers"])
     assert "Degradation vs overfitting" in diag and "- `resnet20` (nothing shallower shipped)" in diag
     assert "Not shipped yet (missing from this view): plain32, resnet32" in diag
     _, _, again = client.predict(api_name="/results")  # the same table: the same file, none leaked
@@ -46,7 +51,7 @@ def test_results_table_and_csv(client):
 
 def test_curves(client):
     fig, note = client.predict(False, api_name="/curves")
-    assert sorted(_names(fig)) == sorted(f"{n} {s}" for n in SHIPPED for s in ("train", "test"))
+    assert sorted(_names(fig)) == sorted(f"{n} {s}" for n in SHIPPED for s in ("train (running, augmented)", "test"))
     assert "plain56" in note
     fig_log, _ = client.predict(True, api_name="/curves")
     assert _fig(fig_log)["layout"]["yaxis"]["type"] == "log"
@@ -54,7 +59,7 @@ def test_curves(client):
 
 @pytest.mark.parametrize("view, args, traces", [
     ("/layer_responses", (False,), len(SHIPPED)),
-    ("/lesion", (), 2 * len(SHIPPED) + 0),
+    ("/lesion", (), 3 * len(SHIPPED)),  # per model: identity blocks, downsampling blocks, intact
     ("/shattered", ("init", 110), 4),
     ("/vgg_vs_resnet", (64,), 4),
     ("/landscape", ("surface",), len(SHIPPED)),
@@ -66,6 +71,19 @@ def test_precomputed_views_render_from_shipped_assets(client, view, args, traces
     assert len(_fig(out[0])["data"]) == traces
     if isinstance(out[-1], str):
         assert "computed" in out[-1] and "STALE" not in out[-1]
+
+
+def test_lesion_shows_downsampling_blocks_apart(client):
+    fig, _, note = client.predict(api_name="/lesion")
+    assert {f"{n}: downsampling block deleted" for n in SHIPPED} <= set(_names(fig))
+    assert "Identity and downsampling blocks are shown apart" in note
+    for line in (ln for ln in note.splitlines() if ln.startswith("`resnet20` (intact")):
+        ident, down = line.split("; downsampling blocks, apart: ")
+        assert "`layer2.0`" in down and "`layer3.0`" in down
+        assert "layer2.0" not in ident and "layer3.0" not in ident
+        break
+    else:
+        raise AssertionError(f"no resnet20 lesion line in {note!r}")
 
 
 def test_landscape_line_is_live(client):

@@ -8,13 +8,15 @@ import pytest
 import torch
 
 from engine import checkpoints, models
+from engine.evaluate import MEASURES
 from engine.settings import Settings
 from figures import study as figures_study, theme
 from research import precompute, study
 from ui import text
 
-# (train_err, test_err): plain32 worse at both -> degradation; resnet32 (mean over 3 seeds: train
-# 4 = resnet20's, test 11 > 9) -> overfitting; resnet20b has nothing shallower -> "—"
+# (train error (eval pass), test error): plain32 2 points worse on training -> degradation; resnet32
+# (mean over 3 seeds: train 4 = resnet20's, test 11, 2 points above 9, beyond the binomial noise of
+# ±0.85) -> overfitting; resnet20b has nothing shallower -> "—"
 FAKE = {"plain20": (5.0, 10.0), "plain32": (7.0, 12.0), "resnet20": (4.0, 9.0), "resnet32": (3.0, 10.0),
         "resnet20b": (2.0, 8.5)}
 SEEDS = [(4.0, 11.0), (5.0, 12.0)]  # resnet32's extra seeds
@@ -30,7 +32,8 @@ def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpts")
     for i, (name, (train, test)) in enumerate(FAKE.items()):
         torch.manual_seed(i)
-        metrics = {"train_error_pct": train, "test_error_pct": test, "iterations": 3, "finished": True}
+        metrics = {"train_error_pct": train, "test_error_pct": test, "train_error_running_pct": train + 1,
+                   "iterations": 3, "finished": True}
         checkpoints.save(root / name, models.build(name), metrics, _history(train, test))
     (root / "resnet32" / "seeds").mkdir()
     for k, (train, test) in enumerate(SEEDS):
@@ -49,32 +52,40 @@ def test_results_table(root):
     assert r.loc["resnet20", "params"] == 269_722 == r.loc["plain20", "params"]
     assert r.loc["resnet20", "flops"] == 81_102_080
     assert r.loc["resnet20b", "flops"] > r.loc["resnet20", "flops"]
-    assert r.loc["plain32", "train_err"] == 7.0 and r.loc["plain32", "test_err"] == 12.0
+    assert r.loc["plain32", "train_err_eval"] == 7.0 and r.loc["plain32", "test_err"] == 12.0
+    assert r.loc["plain32", "train_err_running"] == 8.0 and r.loc["plain32", "iterations"] == 3
+    assert math.isnan(r.loc["resnet32", "train_err_running"]) is False  # the seeds' JSON have none: main run only
+    assert r.loc["resnet32", "train_err_running"] == 4.0
     assert math.isnan(r.loc["plain32", "test_err_std"]) and r.loc["plain32", "seeds"] == 1
     # seeds: the main run plus two seeds/*.json
     assert r.loc["resnet32", "seeds"] == 3
-    assert r.loc["resnet32", "train_err"] == pytest.approx(4.0)
+    assert r.loc["resnet32", "train_err_eval"] == pytest.approx(4.0)
     assert r.loc["resnet32", "test_err"] == pytest.approx(11.0)
     assert r.loc["resnet32", "test_err_std"] == pytest.approx(1.0)
-    assert r.loc["resnet32", "train_err_std"] == pytest.approx(1.0)
+    assert r.loc["resnet32", "train_err_eval_std"] == pytest.approx(1.0)
     assert r.loc["resnet20", "paper_err"] == 8.75 and math.isnan(r.loc["plain20", "paper_err"])
     assert dict(r["diagnosis"]) == {"plain20": "—", "plain32": "degradation", "resnet20": "—",
                                     "resnet32": "overfitting", "resnet20b": "—"}
     assert dict(r["reference"].dropna()) == {"plain32": "plain20", "resnet32": "resnet20"}
     md = text.diagnosis(df.to_dict("records"))
     assert "Degradation" in md and "Overfitting" in md
-    assert "- `plain32` vs `plain20`: train 7.00%, test 12.00% → **degradation**" in md
-    assert "- `resnet32` vs `resnet20`: train 4.00%, test 11.00% → **overfitting**" in md
+    assert ("- `plain32` vs `plain20`: **degradation**. train +2.00 points (noise ±0.30: binomial on 50,000 "
+            "and 50,000 images, one run each), test +2.00 points (noise ±0.88: binomial on 10,000 and "
+            "10,000 images, one run each). `plain32`: train error (eval pass, clean) 7.00%, test error 12.00%") in md
+    assert "- `resnet32` vs `resnet20`: **overfitting**. train +0.00 points" in md
+    assert "binomial on 10,000 and 10,000 images, 3 and 1 runs" in md
     assert "- `resnet20b` (nothing shallower shipped)" in md
+    assert r.loc["resnet20b", "basis"] == "nothing shallower shipped"
 
 
-def test_verdicts():
-    row = lambda tr, te: {"train_err": tr, "test_err": te}  # noqa: E731
-    assert study._verdict(row(1, 5), row(2, 6)) == "better"
-    assert study._verdict(row(3, 7), row(2, 6)) == "degradation"
-    assert study._verdict(row(2, 7), row(2, 6)) == "overfitting"
-    assert study._verdict(row(2, 7), None) == "—"
-    assert study._verdict(row(2, math.nan), row(2, 6)) == "—"
+def test_one_name_per_measure():
+    """The table's headers, the figure's labels and the texts use engine.evaluate.MEASURES' names."""
+    assert study.HEADERS["train_err_eval"] == MEASURES["train_err_eval"] == "train error (eval pass, clean)"
+    assert study.HEADERS["train_err_running"] == "train error (running, augmented, as in Fig. 6)"
+    assert figures_study.TRAIN == MEASURES["train_err_running"] and figures_study.TEST == MEASURES["test_err"]
+    assert MEASURES["train_err_running"] in text.VERDICTS and MEASURES["train_err_eval"] in text.VERDICTS
+    assert {"train_err_running", "train_err_eval", "test_err"} <= set(study.COLUMNS)
+    assert "train_err" not in study.COLUMNS  # no unnamed "train error" column left
 
 
 def test_empty_root(tmp_path, cifar_dir):
@@ -97,12 +108,15 @@ def test_curves_and_figure(root):
     fig = figures_study.curves_figure(c)
     assert len(fig.data) == 2 * len(FAKE)
     by_name = {t.name: t for t in fig.data}
-    assert by_name["plain20 train"].line.dash == "dash" and by_name["plain20 test"].line.dash == "solid"
+    assert by_name["plain20 train (running, augmented)"].line.dash == "dash"
+    assert by_name["plain20 test"].line.dash == "solid"
     assert by_name["plain20 test"].xaxis == "x" and by_name["resnet20 test"].xaxis == "x2"
     assert by_name["plain20 test"].line.color == by_name["resnet20 test"].line.color == theme.DEPTH[20]
     assert by_name["plain32 test"].line.color == theme.DEPTH[32] != theme.DEPTH[20]
     assert c["resnet20b"]["depth"] == 20
     assert "iteration" in by_name["plain20 test"].hovertemplate
+    assert MEASURES["train_err_running"] in by_name["plain20 train (running, augmented)"].hovertemplate
+    assert MEASURES["train_err_running"] in fig.layout.title.text
     assert figures_study.curves_figure(c, log_y=True).layout.yaxis.type == "log"
     fig.to_json()
 

@@ -16,7 +16,7 @@ import gradio as gr
 import torch
 
 from engine import checkpoints, models
-from engine.data import NORMALIZATION, normalize
+from engine.data import normalize
 from figures import cost, landscape as landscape_fig, probes, study as study_fig
 from research import arch_cost, landscape, shattered, study
 from research.precompute import Store
@@ -100,8 +100,8 @@ class Research:
     def results(self):
         df = study.results_table(checkpoints.records(self.zoo.root))
         note = text.diagnosis(df.to_dict("records")) + "\n\n" + self._missing(df["model"])
-        shown = df.drop(columns="reference")
-        return shown.round(3), note, self._csv(shown)
+        table = df.drop(columns=["reference", "basis"]).round(3).rename(columns=study.HEADERS)
+        return table, note, self._csv(df.drop(columns="reference"))
 
     def curves(self, log_y=False):
         data = study.curves(checkpoints.records(self.zoo.root))
@@ -114,7 +114,7 @@ class Research:
     def lesion(self):
         data, info = self._stored("lesion")
         return (probes.lesion_figure(data), probes.random_lesion_figure(data),
-                text.LESION_DEFINITION + "\n\n" + info + "\n\n" + self._missing(data))
+                "\n\n".join([text.LESION_DEFINITION, *text.lesion_notes(data), info, self._missing(data)]))
 
     def landscape(self, kind="contour"):
         if kind not in ("contour", "surface"):
@@ -151,10 +151,10 @@ class Research:
         return probes.shattered_figure(lines), "\n\n".join(notes + text.autocorr_notes(lines) + [source])
 
     def _live_lines(self, depth: int, weights: str) -> tuple[dict, list[str]]:
-        """The shattered view at one depth, computed now: fresh calibrated nets (as stored), or the
-        served ones (with a note for each that is unavailable)."""
+        """The shattered view at one depth, computed now: fresh nets calibrated on the test sample (as
+        stored), or the served ones (with a note for each that is unavailable)."""
         if weights == "init":
-            nets, notes = {n: (models.calibrated(n), NORMALIZATION) for n in models.pair(depth)}, []
+            nets, notes = shattered.init_pair(depth, self.zoo.test_sample()[0]), []
         else:
             pair = self.zoo.pair(*models.pair(depth), weights)
             nets = {name: (s.model, s.normalization) for name, s, _ in pair if s is not None}

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 
+from engine.evaluate import MEASURES
 from engine.introspection import early_late_ratio
+from research import lesion
 
 INTRO = {
     "classify": "Both nets have the same layers and the same parameters; the residual one only adds each "
@@ -31,10 +33,14 @@ INTRO = {
                      "the paper (Sec. 4.1): its BN plain nets had no vanishing gradients, and it calls "
                      "degradation an optimisation difficulty. Running statistics at init do not normalise, "
                      "so there the ResNet's sums blow up instead.",
-    "results": "The paper's Table 6 beside ours. A deeper net that is worse on the **training** set too "
-               "shows degradation (the plain nets, Fig. 6); one that is better on training but worse on "
-               "test is overfitting (the paper's ResNet-1202). Errors are single-view, in %.",
-    "curves": "The paper's Fig. 6 from our histories: training error (dashed) and test error (solid) against "
+    "results": "The paper's Table 6 beside ours. A deeper net that is worse on the **training** set "
+               "shows degradation (the plain nets, Fig. 6); one that fits the training set as well but is "
+               "worse on test is overfitting (the paper's ResNet-1202). Errors are single-view, in %; "
+               "the table has both training errors: running over augmented batches (as in Fig. 6) and "
+               "an eval pass over the clean training set.",
+    "curves": "The paper's Fig. 6 from our histories: train error (running, augmented, as in Fig. 6: each "
+              "point the mean over the 500 augmented training batches before it, in train mode) dashed and "
+              "test error solid, against "
               "iterations, plain nets left, ResNets right. The lr drops at 32k and 48k iterations are the steps.",
     "layer_responses": "The paper's Fig. 7: the standard deviation of each 3×3 layer's output (after BN, before "
                        "ReLU or addition) over the 10,000 test images. The paper found residual responses "
@@ -45,9 +51,13 @@ INTRO = {
                  "weights. Skip connections keep the surface smooth and convex-looking; without them deep nets "
                  "turn chaotic. The 1-D line is computed live on 32 test images; the 2-D grid was precomputed "
                  "on 500 training images.",
-    "shattered": "Balduzzi et al. (2017): along a straight line between two images, the derivative of a logit. "
-                 "In deep plain nets it decorrelates towards white noise (autocorrelation collapses); residual "
-                 "nets keep it correlated.",
+    "shattered": "Balduzzi et al. (2017), **as a proxy**: along a straight line between two images, the derivative "
+                 "of a class logit, and its autocorrelation. In deep plain nets it decorrelates towards white "
+                 "noise; residual nets keep it correlated. Balduzzi et al. measured something simpler: dy/dx of "
+                 "fully connected nets with one scalar input, at initialisation, with its spectrum. Here the "
+                 "nets are the paper's CIFAR convnets, the path runs through image space, trained nets are shown "
+                 "too, and nets at init take their BN statistics from 64 real CIFAR test images. The contrast "
+                 "is theirs; the numbers are not comparable with theirs.",
     "vgg_vs_resnet": "Why ResNet is cheaper than VGG, and why 3×3: the paper's 34-layer nets need 3.6 G "
                      "multiply-adds, 18% of VGG-19's 19.6 G. Two stacked 3×3 layers see 5×5 with 18C² "
                      "parameters against 25C² for one 5×5 layer, and add a nonlinearity.",
@@ -70,13 +80,27 @@ LESION_DEFINITION = """**Deleting block b** (Veit et al. 2016), applied to a cop
   shape is unchanged, and by the option-A map (stride-2 subsampling + zero-padded channels) where it
   changes, so a plain net can be lesioned at all. This is a parameter-free stand-in, not a path the
   plain net ever learned.
+
+**Identity and downsampling blocks are shown apart.** Veit et al.'s reading (a ResNet barely
+notices, because only the paths through that block are lost) is about identity blocks, where
+deleting a block leaves y = x. The first block of stages 2 and 3 (`layer2.0`, `layer3.0`) changes
+the shape: with option A, deleting it leaves stride-2 subsampling with zero-padded channels, so half
+the channels become zero. Those blocks are drawn as open diamonds, left out of the range below, and
+never drawn by the random lesions, which delete k random *identity* blocks.
 """
 
-VERDICTS = ("**Degradation vs overfitting.** Compare each net with the next shallower shipped net of "
-            "the same kind. *Degradation* (the paper's problem): the deeper net has **higher training "
-            "error** as well as higher test error, so it is not overfitting: it fits the training set "
-            "worse, an optimisation difficulty. *Overfitting*: training error lower (or equal) but test "
-            "error higher: the extra capacity memorises rather than generalises.")
+VERDICTS = ("**Degradation vs overfitting**, as the paper reads it. Each net is compared with the next "
+            "shallower shipped net of the same kind, on the **train error (eval pass, clean)** first. "
+            "*Degradation* (the paper's problem): the deeper net's training error is higher, whatever its "
+            "test error does: it fits the training set worse, an optimisation difficulty, not overfitting. "
+            "*Overfitting*: training error not higher, test error higher (the paper's ResNet-1202 against "
+            "ResNet-110). *Better*: training error not higher, test error lower. A difference counts only "
+            "beyond its noise: two standard errors, from the seed spread when both nets have 3 or more "
+            "runs, else from the binomial on the images evaluated; inside it the verdict is *within noise*. "
+            "Only finished runs with the same recipe, iterations, data and setup are compared; otherwise "
+            "*not comparable*, and why. Both training errors are in the table: the "
+            f"{MEASURES['train_err_running']} is Fig. 6's dashed line, the {MEASURES['train_err_eval']} is "
+            "a separate pass over the 50,000 un-augmented images in eval mode.")
 
 
 def banner(shipped: list[str]) -> str:
@@ -92,7 +116,8 @@ def describe(served) -> str:
     if not served.trained:
         return f"`{served.name}`: **untrained** (fresh He initialisation, seed 0)"
     m = served.metrics
-    return (f"`{served.name}`: test error **{m['test_error_pct']:.2f}%** (train {m['train_error_pct']:.2f}%), "
+    return (f"`{served.name}`: test error **{m['test_error_pct']:.2f}%** "
+            f"({MEASURES['train_err_eval']} {_pct(m.get('train_error_pct'))}), "
             f"{m['iterations']:,} iterations on {m.get('device', '?')}")
 
 
@@ -111,16 +136,34 @@ def _pct(v) -> str:
 
 
 def diagnosis(rows: list[dict]) -> str:
-    """The verdict rule, then each results row's verdict against its reference, with its numbers."""
+    """The verdict rule, then each results row's verdict against its reference, with its numbers and
+    its basis (the differences and their noise, or why there is no verdict)."""
     if not rows:
         return "\n".join([VERDICTS, "", "_No checkpoints shipped yet._"])
     lines = [VERDICTS, ""]
     for r in rows:
         ref = r.get("reference")  # a name, or None / NaN (pandas) when nothing shallower is shipped
-        ref = f" vs `{ref}`" if isinstance(ref, str) else " (nothing shallower shipped)"
-        lines.append(f"- `{r['model']}`{ref}: train {_pct(r['train_err'])}, test {_pct(r['test_err'])} "
-                     f"→ **{r['diagnosis']}**")
+        if not isinstance(ref, str):
+            lines.append(f"- `{r['model']}` (nothing shallower shipped)")
+            continue
+        lines.append(f"- `{r['model']}` vs `{ref}`: **{r['diagnosis']}**. {r['basis']}. "
+                     f"`{r['model']}`: {MEASURES['train_err_eval']} {_pct(r['train_err_eval'])}, "
+                     f"test error {_pct(r['test_err'])}")
     return "\n".join(lines)
+
+
+def lesion_notes(data: dict) -> list[str]:
+    """Per model of the stored lesion view: its intact error, the range of single identity-block
+    deletions with the block at each end, and each downsampling block's error, apart."""
+    notes = []
+    for name, res in data.items():
+        s = lesion.summary(res)
+        lo, hi = s["identity"]["min"], s["identity"]["max"]
+        ident = (f"one identity block deleted: {lo[1]:.2f}% (`{lo[0]}`) to {hi[1]:.2f}% (`{hi[0]}`)" if lo
+                 else "no identity blocks")
+        down = ", ".join(f"`{b}` {e:.2f}%" for b, e in s["downsampling"]) or "none"
+        notes.append(f"`{name}` (intact {s['baseline']:.2f}%): {ident}; downsampling blocks, apart: {down}")
+    return notes
 
 
 def flow_notes(flows: dict[str, dict]) -> list[str]:
