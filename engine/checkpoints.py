@@ -281,7 +281,7 @@ class Record:
     """What a checkpoint folder says about its run, without loading the weights."""
     spec: models.ModelSpec
     metrics: dict
-    seeds: list[dict]  # metrics of further seeds (seeds/*.json), if any
+    seeds: list[dict]  # metrics of further seeds, if any: NAME/seeds/*.json, ROOT/seeds/NAME-seed*/metrics.json
     history: list[dict]
 
     @property
@@ -299,6 +299,7 @@ def records(root=DEFAULT_ROOT) -> list[Record]:
             spec = models.get_spec(read_json(src / CONFIG)["model"])
             metrics = read_json(src / METRICS)
             seeds = [read_json(p) for p in sorted((src / "seeds").glob("*.json"))]
+            seeds += [read_json(p) for p in sorted(Path(root).glob(f"seeds/{folder.name}-seed*/{METRICS}"))]
         except (CheckpointError, KeyError):
             continue
         out.append(Record(spec, metrics, seeds, read_history(src)))

@@ -8,7 +8,7 @@ request. `python -m engine.data download [DIR]` fetches the official tarball (MD
 Checks held by tests/test_data.py: exactly 5,000 training and 1,000 test images per class; training
 channel means [125.307, 122.950, 113.865] and stds [62.993, 62.089, 66.705] on the 0-255 scale.
 
-Normalisation: per channel, (x/255 - mean) / std with the training-set statistics above. It is
+Normalisation: per channel, (x - mean) / std with the training-set statistics above (0-255 scale). It is
 recorded in every checkpoint's config.json, so inference always normalises as training did.
 This differs from the paper, which subtracts the per-pixel mean image (README, "Where we differ
 from the paper"). Augmentation (paper, Sec. 4.2): pad 4 pixels on each side, take a random 32x32

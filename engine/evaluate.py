@@ -4,10 +4,11 @@
 
 Evaluates each folder (default checkpoints/) on the 10,000 test images (single view, no
 augmentation, normalised as its config.json says) and, with --train-error, on the 50,000 training
-images (train_err_eval: MEASURES names it "train error (eval pass, clean)", as against the running
-error over augmented batches that training logs). results_df() holds model, layers, params, measured errors in percent, the errors the
-checkpoint's metrics.json recorded at training time, the paper's Table 6 value, and the setup
-(ranks × images per rank, and BN's scope: "1×128", "2×64, BN per rank"). The table is
+images (train_err_eval: MEASURES names it "train error (eval pass, clean)", as against the
+running error over augmented batches that training logs). results_df() holds model, layers,
+params, measured errors in percent, the errors the checkpoint's metrics.json recorded at training
+time, the paper's Table 6 value, and the setup (ranks × images per rank, and BN's scope: "1×128",
+"2×64, BN per rank"). The table is
 printed and written as CSV and Markdown: to assets/results.{csv,md} for the shipped checkpoints/,
 else into the evaluated folder.
 
@@ -98,8 +99,9 @@ def results_df(rows: list[dict], columns=COLUMNS):
     rows = [{"paper_err": PAPER_TABLE6.get(r["model"], math.nan), "paper_note": PAPER_NOTES.get(r["model"], ""),
              **r} for r in rows]
     df = pd.DataFrame(rows, columns=columns)
-    if "iters" in df:
-        df["iters"] = df["iters"].astype("Int64")
+    for col in ("iters", "iterations"):
+        if col in df:
+            df[col] = df[col].astype("Int64")
     return df
 
 

@@ -22,7 +22,7 @@ import torch
 
 from engine import checkpoints
 from engine.data import NORMALIZATION
-from engine.evaluate import error_rate
+from engine.evaluate import MEASURES, error_rate
 
 
 def provenance(device: torch.device) -> dict:
@@ -190,8 +190,9 @@ class Run:
     def summary(self, metrics: dict) -> str:
         pct = lambda v: "n/a" if v is None else f"{v:.2f}%"  # noqa: E731
         return (f"{self.name}: {self.it:,} iterations in {metrics['wall_time_s']:.1f} s "
-                f"({metrics['img_per_s']:,.0f} img/s), train error {pct(metrics['train_error_pct'])} "
-                f"(running {metrics['train_error_running_pct']:.2f}%), test error "
+                f"({metrics['img_per_s']:,.0f} img/s), {MEASURES['train_err_eval']} "
+                f"{pct(metrics['train_error_pct'])}, {MEASURES['train_err_running']} "
+                f"{metrics['train_error_running_pct']:.2f}%, test error "
                 f"{metrics['test_error_pct']:.2f}% -> {self.folder}")
 
 

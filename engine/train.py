@@ -54,7 +54,7 @@ class Recipe:
     weight_decay: float = 1e-4  # the paper's 1e-4, here on every parameter (BN and biases too; the paper doesn't say)
     warmup_min_depth: int = 110  # nets this deep warm up...
     warmup_lr: float = 0.01  # ...at this lr...
-    warmup_until_err: float = 80.0  # ...until the train error (%, mean over warmup_check steps) is below this
+    warmup_until_err: float = 80.0  # ...until the running train error (%, over warmup_check steps) is below this
     warmup_check: int = 20  # steps between warmup checks
     augment: bool = True  # 4-pixel pad, random 32x32 crop, horizontal flip
     eval_every: int = 500  # steps between history rows and checkpoint saves
@@ -157,7 +157,8 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
             warm = distributed.total(acc[2:], dist)  # every rank decides on the same, global, error
             if 100 * warm[0].item() / warm[1].item() < recipe.warmup_until_err:
                 run.warming, run.warm_end = False, it
-                pbar.write(f"{name}: warmup done at iteration {it} (train error below {recipe.warmup_until_err}%)")
+                pbar.write(f"{name}: warmup done at iteration {it} "
+                           f"(running train error below {recipe.warmup_until_err}%)")
             acc[2:] = 0
         log = it % recipe.eval_every == 0 or it == recipe.iters
         if it % 50 == 0 or log:

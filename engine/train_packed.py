@@ -140,7 +140,7 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
                 if 100 * acc[j, 2].item() / acc[j, 3].item() < recipe.warmup_until_err:
                     run.warming, run.warm_end = False, run.it
                     pbar.write(f"{s.label}: warmup done at iteration {run.it} "
-                               f"(train error below {recipe.warmup_until_err}%)")
+                               f"(running train error below {recipe.warmup_until_err}%)")
                 acc[j, 2:] = 0
             if run.it % recipe.eval_every == 0 or run.it == recipe.iters:
                 logs.append(j)

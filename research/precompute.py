@@ -8,7 +8,8 @@ Each view is computed from the checkpoint folders (settings.checkpoints) and CIF
 with a stamp: the sha256 of the weights of every checkpoint it used and the list of checkpoints
 present, and the layout's FORMAT. Store.load returns a view's data only while all are unchanged, so
 a new, retrained, removed or damaged checkpoint (or an older layout) makes the stored result stale
-instead of silently wrong (the tabs say so, or compute live where they can). Each view's runtime is printed; the README quotes them.
+instead of silently wrong (the tabs say so, or compute live where they can). Each view's runtime
+is printed; the README quotes them.
 
 View formats (JSON): layer_responses {name: {"layers", "std", "kind"}}; lesion {name: lesion.study
 ("baseline", "single", "downsampling", "random" with its "pool" and "subsets", "kind") + "images",

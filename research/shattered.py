@@ -37,13 +37,16 @@ from engine import models
 from engine.data import NORMALIZATION, normalize
 
 DEFAULT_POINTS = 128
-CALIBRATION = slice(2, 66)  # 64 images: BN statistics at init (images 0 and 1 are the line's ends)
+CALIBRATION_IMAGES = 64  # BN statistics at init, from the images after the line's two ends
+CALIBRATION = slice(2, 2 + CALIBRATION_IMAGES)
 
 
 def init_pair(depth: int, images_u8) -> dict:
     """{name: (fresh model, NORMALIZATION)} for the plain/residual pair at `depth`: seed 0, BN
-    statistics from images_u8[CALIBRATION] (real CIFAR images, uint8 N x 3 x 32 x 32; N >= 3)."""
+    statistics from images_u8[CALIBRATION] (real CIFAR images, uint8 N x 3 x 32 x 32; N >= 66)."""
     batch = normalize(torch.as_tensor(images_u8[CALIBRATION]), NORMALIZATION)
+    if len(batch) != CALIBRATION_IMAGES:
+        raise ValueError(f"BN statistics at init need {CALIBRATION.stop} images, got {len(images_u8)}")
     return {name: (models.calibrated(name, images=batch), NORMALIZATION) for name in models.pair(depth)}
 
 

@@ -10,8 +10,9 @@ results_table(records)  one row per record (paper Table 6), columns COLUMNS: mod
                         running error over the last eval interval's augmented train-mode batches),
                         train_err_eval ("train error (eval pass, clean)": an eval-mode pass over
                         the un-augmented training set), test_err; *_std (sample std over seeds, NaN
-                        for one run), seeds, iterations, setup (engine.evaluate.setup: ranks ×
-                        images per rank, BN scope), paper_err, reference (the next shallower
+                        for one run), seeds (the runs counted: the main one, and every seed run
+                        that finished with its recipe, iterations, data and setup), iterations,
+                        setup (engine.evaluate.setup: ranks × images per rank, BN scope), paper_err, reference (the next shallower
                         record with the same shortcut option: plain vs plain, A vs A, B vs B),
                         diagnosis and basis (research/verdict.py: training error first, a
                         tolerance from seeds or the binomial, comparable runs only). HEADERS names
@@ -61,32 +62,39 @@ def _num(value) -> float:
         return math.nan
 
 
-def _stats(values: list[float]) -> tuple[float, float]:
-    """(mean, sample std) ignoring NaNs; std is NaN with fewer than two values."""
+def _stats(values: list[float]) -> tuple[float, float, int]:
+    """(mean, sample std, count) ignoring NaNs; std is NaN with fewer than two values."""
     vals = [v for v in values if not math.isnan(v)]
     if not vals:
-        return math.nan, math.nan
+        return math.nan, math.nan, 0
     mean = sum(vals) / len(vals)
     if len(vals) < 2:
-        return mean, math.nan
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+        return mean, math.nan, 1
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)), len(vals)
+
+
+def _matches(main: dict, seed: dict) -> bool:
+    """A seed run counts only if finished (where recorded) and trained as the main run was."""
+    return seed.get("finished", True) is True and all(
+        seed.get(k, main.get(k)) == main.get(k) for k in ("recipe", "iterations", "data", "parallel"))
 
 
 def _row(rec) -> dict:
     spec, m = rec.spec, rec.metrics
-    running, _ = _stats([_num(r.get("train_error_running_pct")) for r in rec.runs])
-    train, train_std = _stats([_num(r.get("train_error_pct")) for r in rec.runs])
-    test, test_std = _stats([_num(r.get("test_error_pct")) for r in rec.runs])
+    runs = [m] + [s for s in rec.seeds if _matches(m, s)]
+    running, _, _ = _stats([_num(r.get("train_error_running_pct")) for r in runs])
+    train, train_std, train_n = _stats([_num(r.get("train_error_pct")) for r in runs])
+    test, test_std, test_n = _stats([_num(r.get("test_error_pct")) for r in runs])
     params, flops = _size(spec.name)
     return {"model": spec.name, "kind": spec.kind, "layers": spec.depth, "params": params, "flops": flops,
             "train_err_running": running, "train_err_eval": train, "test_err": test,
-            "train_err_eval_std": train_std, "test_err_std": test_std, "seeds": len(rec.runs),
+            "train_err_eval_std": train_std, "test_err_std": test_std, "seeds": len(runs),
             "iterations": m.get("iterations"), "setup": setup(m), "_shortcut": spec.shortcut,
             "_compare": {"model": spec.name, "train": train, "test": test, "train_std": train_std,
-                         "test_std": test_std, "runs": len(rec.runs),
+                         "test_std": test_std, "train_runs": train_n, "test_runs": test_n,
                          "n_train": (m.get("data") or {}).get("train_images", 50_000), "n_test": TEST_IMAGES,
-                         "finished": bool(m.get("finished")), "iterations": m.get("iterations"),
-                         "recipe": m.get("recipe"), "data": m.get("data"), "setup": setup(m)}}
+                         "finished": m.get("finished"), "iterations": m.get("iterations"),
+                         "recipe": m.get("recipe"), "setup": setup(m)}}
 
 
 def results_table(records):

@@ -92,8 +92,8 @@ def test_fc_keeps_pytorch_default_init():
     for p in (fc.weight.detach(), fc.bias.detach()):
         assert bound >= float(p.abs().max()) > 0.9 * bound
     assert float(fc.weight.detach().std()) == pytest.approx(bound / math.sqrt(3), rel=0.1)  # uniform's std, not 0.177
-    conv = model.layer3[0].conv2.weight.detach()  # 64 x 64 x 3 x 3: fan_out 576
-    assert float(conv.std()) == pytest.approx(math.sqrt(2 / 576), rel=0.05) and abs(float(conv.mean())) < 0.01
+    conv = model.layer2[0].conv1.weight.detach()  # 32 x 16 x 3 x 3: fan_out 288, fan_in 144
+    assert float(conv.std()) == pytest.approx(math.sqrt(2 / 288), rel=0.05) and abs(float(conv.mean())) < 0.01
 
 
 def test_landscape_evaluates_in_eval_mode_as_li_et_al():

@@ -259,7 +259,9 @@ def test_init_pair_takes_bn_statistics_from_real_images(sample):
     model, norm = pair["plain20"]
     assert norm == data.NORMALIZATION and not model.training
     batch = data.normalize(torch.as_tensor(x_u8[shattered.CALIBRATION]))
-    assert len(batch) == 64 and shattered.CALIBRATION.start == 2
+    assert len(batch) == shattered.CALIBRATION_IMAGES == 64 and shattered.CALIBRATION.start == 2
+    with pytest.raises(ValueError, match="need 66 images, got 40"):
+        shattered.init_pair(20, x_u8[:40])
     with torch.no_grad():
         y = model.conv1(batch)
     torch.testing.assert_close(model.bn1.running_mean, y.mean(dim=(0, 2, 3)))

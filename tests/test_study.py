@@ -39,6 +39,14 @@ def root(tmp_path_factory):
     for k, (train, test) in enumerate(SEEDS):
         (root / "resnet32" / "seeds" / f"seed{k + 1}.json").write_text(
             json.dumps({"train_error_pct": train, "test_error_pct": test}))
+    # where `engine.train --seeds` writes: ROOT/seeds/NAME-seedS/metrics.json; an unfinished one and
+    # one of another recipe do not count
+    for seed, extra in ((3, {"finished": True}), (4, {"finished": False}), (5, {"recipe": {"iters": 1}})):
+        folder = root / "seeds" / f"resnet32-seed{seed}"
+        folder.mkdir(parents=True)
+        m = {"train_error_pct": 4.0 if seed == 3 else 50.0, "test_error_pct": 11.0 if seed == 3 else 50.0,
+             "iterations": 3, **extra}
+        (folder / "metrics.json").write_text(json.dumps(m))
     return root
 
 
@@ -54,15 +62,15 @@ def test_results_table(root):
     assert r.loc["resnet20b", "flops"] > r.loc["resnet20", "flops"]
     assert r.loc["plain32", "train_err_eval"] == 7.0 and r.loc["plain32", "test_err"] == 12.0
     assert r.loc["plain32", "train_err_running"] == 8.0 and r.loc["plain32", "iterations"] == 3
-    assert math.isnan(r.loc["resnet32", "train_err_running"]) is False  # the seeds' JSON have none: main run only
-    assert r.loc["resnet32", "train_err_running"] == 4.0
+    assert r.loc["resnet32", "train_err_running"] == 4.0  # only the main run recorded one
     assert math.isnan(r.loc["plain32", "test_err_std"]) and r.loc["plain32", "seeds"] == 1
-    # seeds: the main run plus two seeds/*.json
-    assert r.loc["resnet32", "seeds"] == 3
+    # seeds: the main run, two seeds/*.json and the finished seeds/resnet32-seed3 (errors 3/10, 4/11,
+    # 5/12, 4/11); the unfinished seed 4 and seed 5 of another recipe are left out
+    assert r.loc["resnet32", "seeds"] == 4
     assert r.loc["resnet32", "train_err_eval"] == pytest.approx(4.0)
     assert r.loc["resnet32", "test_err"] == pytest.approx(11.0)
-    assert r.loc["resnet32", "test_err_std"] == pytest.approx(1.0)
-    assert r.loc["resnet32", "train_err_eval_std"] == pytest.approx(1.0)
+    assert r.loc["resnet32", "test_err_std"] == pytest.approx(math.sqrt(2 / 3))
+    assert r.loc["resnet32", "train_err_eval_std"] == pytest.approx(math.sqrt(2 / 3))
     assert r.loc["resnet20", "paper_err"] == 8.75 and math.isnan(r.loc["plain20", "paper_err"])
     assert dict(r["diagnosis"]) == {"plain20": "—", "plain32": "degradation", "resnet20": "—",
                                     "resnet32": "overfitting", "resnet20b": "—"}
@@ -73,7 +81,7 @@ def test_results_table(root):
             "and 50,000 images, one run each), test +2.00 points (noise ±0.88: binomial on 10,000 and "
             "10,000 images, one run each). `plain32`: train error (eval pass, clean) 7.00%, test error 12.00%") in md
     assert "- `resnet32` vs `resnet20`: **overfitting**. train +0.00 points" in md
-    assert "binomial on 10,000 and 10,000 images, 3 and 1 runs" in md
+    assert "binomial on 10,000 and 10,000 images, 4 and 1 runs" in md
     assert "- `resnet20b` (nothing shallower shipped)" in md
     assert r.loc["resnet20b", "basis"] == "nothing shallower shipped"
 

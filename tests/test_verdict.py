@@ -10,13 +10,12 @@ import pytest
 from research import verdict
 
 RECIPE = {"name": "paper", "iters": 64000, "batch_size": 128, "weight_decay": 0.0001}
-DATA = {"train_images": 50000, "eval_sets": ["test"]}
 
 
 def run(model, train, test, runs=1, train_std=math.nan, test_std=math.nan, **kw):
     return {"model": model, "train": train, "test": test, "train_std": train_std, "test_std": test_std,
-            "runs": runs, "n_train": 50_000, "n_test": 10_000, "finished": True, "iterations": 64_000,
-            "recipe": dict(RECIPE), "data": dict(DATA), "setup": "1×128", **kw}
+            "train_runs": runs, "test_runs": runs, "n_train": 50_000, "n_test": 10_000, "finished": True,
+            "iterations": 64_000, "recipe": dict(RECIPE), "setup": "1×128", **kw}
 
 
 def label(deep, shallow):
@@ -32,11 +31,18 @@ def test_higher_training_error_is_degradation_even_with_lower_test_error():
     assert label(run("plain56", 2.0, 9.0), run("plain20", 1.0, 9.7)) == "degradation"
 
 
-def test_resnet1202_vs_resnet110_is_overfitting():
-    # both under 0.1% training error, 1202's a few images higher; test 7.93 vs 6.43 (Table 6)
-    out = verdict.compare(run("resnet1202", 0.08, 7.93), run("resnet110", 0.06, 6.43))
+@pytest.mark.parametrize("train_1202, train_110", [(0.08, 0.06), (0.10, 0.02), (0.09, 0.0)])
+def test_resnet1202_vs_resnet110_is_overfitting(train_1202, train_110):
+    # both under 0.1% training error ("similar"), 1202's higher; test 7.93 vs 6.43 (Table 6)
+    out = verdict.compare(run("resnet1202", train_1202, 7.93), run("resnet110", train_110, 6.43))
     assert out["diagnosis"] == "overfitting"
-    assert "train +0.02 points (noise ±0.03" in out["basis"] and "test +1.50 points (noise ±0.73" in out["basis"]
+    assert "test +1.50 points (noise ±0.73: binomial" in out["basis"]
+    assert "(noise ±0.10: the 0.1 floor; binomial on 50,000 and 50,000 images, one run each: ±0.0" in out["basis"]
+
+
+def test_the_floor_does_not_hide_degradation():
+    # 0.25 points = 125 more of 50,000 training images wrong: beyond the floor and the binomial
+    assert label(run("resnet1202", 0.27, 7.93), run("resnet110", 0.02, 6.43)) == "degradation"
 
 
 def test_a_difference_inside_the_noise_is_within_noise():
@@ -50,6 +56,7 @@ def test_one_image_never_decides():
     one = 100 / 10_000
     assert label(run("a", 0.30, 7.00 + one), run("b", 0.30, 7.00)) == "within noise"
     assert label(run("a", 0.30 + 100 / 50_000, 7.0), run("b", 0.30, 7.0)) == "within noise"
+    assert label(run("a", 0.0, 0.0 + one), run("b", 0.0, 0.0)) == "within noise"  # the floor, not ±0.02
 
 
 def test_binomial_tolerance():
@@ -68,7 +75,12 @@ def test_seed_spread_sets_the_tolerance_from_three_runs():
     assert f"noise ±{tol:.2f}: seed spread, 5 and 3 runs" in out["basis"] and out["diagnosis"] == "better"
     # with one of them a single run, the binomial decides (0.36 < 0.72)
     single = verdict.compare(deep, run("resnet56", 0.10, 6.97))
-    assert single["diagnosis"] == "within noise" and "binomial on 10,000 and 10,000 images, 5 and 1 runs" in single["basis"]
+    assert single["diagnosis"] == "within noise"
+    assert "binomial on 10,000 and 10,000 images, 5 and 1 runs" in single["basis"]
+    # three runs, but one lacks the error (std over two): the binomial, not a NaN tolerance
+    gaps = run("resnet56", 9.10, 6.97, runs=3, train_std=0.01, test_std=0.10, train_runs=2)
+    out = verdict.compare(gaps, run("resnet44", 5.0, 7.17, runs=3, train_std=0.01, test_std=0.1))
+    assert out["diagnosis"] == "degradation" and "binomial on 50,000 and 50,000 images, 2 and 3 runs" in out["basis"]
 
 
 @pytest.mark.parametrize("change, why", [
@@ -78,12 +90,18 @@ def test_seed_spread_sets_the_tolerance_from_three_runs():
     (dict(recipe={**RECIPE, "weight_decay": 0.0}), "recipes differ (weight_decay)"),
     (dict(recipe={**RECIPE, "augment": False}), "recipes differ (augment)"),
     (dict(iterations=32_000), "iterations differ (32,000 vs 64,000)"),
-    (dict(data={**DATA, "train_images": 45_000}), "training data differ"),
+    (dict(n_train=45_000), "training sets differ (45,000 vs 50,000 images)"),
+    (dict(finished=None, iterations=None), "`plain56` is unfinished (? iterations); iterations differ (? vs 64,000)"),
     (dict(setup="2×64, BN per rank"), "setups differ (2×64, BN per rank vs 1×128)"),
 ])
 def test_only_comparable_runs_are_compared(change, why):
     out = verdict.compare(run("plain56", 9.0, 15.0, **change), run("plain20", 1.0, 9.7))
     assert out == {"diagnosis": "not comparable", "basis": why}
+
+
+def test_logging_and_the_recipe_name_do_not_matter():
+    other = {**RECIPE, "name": "mine", "eval_every": 100}
+    assert label(run("plain56", 6.0, 13.0, recipe=other), run("plain20", 1.0, 9.7)) == "degradation"
 
 
 def test_nothing_to_compare():

@@ -10,7 +10,7 @@ import math
 
 from engine.evaluate import MEASURES
 from engine.introspection import early_late_ratio
-from research import lesion
+from research import lesion, shattered
 
 INTRO = {
     "classify": "Both nets have the same layers and the same parameters; the residual one only adds each "
@@ -39,8 +39,8 @@ INTRO = {
                "the table has both training errors: running over augmented batches (as in Fig. 6) and "
                "an eval pass over the clean training set.",
     "curves": "The paper's Fig. 6 from our histories: train error (running, augmented, as in Fig. 6: each "
-              "point the mean over the 500 augmented training batches before it, in train mode) dashed and "
-              "test error solid, against "
+              "point the mean over the augmented training batches since the previous point, in train mode) "
+              "dashed and test error solid, against "
               "iterations, plain nets left, ResNets right. The lr drops at 32k and 48k iterations are the steps.",
     "layer_responses": "The paper's Fig. 7: the standard deviation of each 3×3 layer's output (after BN, before "
                        "ReLU or addition) over the 10,000 test images. The paper found residual responses "
@@ -56,8 +56,8 @@ INTRO = {
                  "noise; residual nets keep it correlated. Balduzzi et al. measured something simpler: dy/dx of "
                  "fully connected nets with one scalar input, at initialisation, with its spectrum. Here the "
                  "nets are the paper's CIFAR convnets, the path runs through image space, trained nets are shown "
-                 "too, and nets at init take their BN statistics from 64 real CIFAR test images. The contrast "
-                 "is theirs; the numbers are not comparable with theirs.",
+                 f"too, and nets at init take their BN statistics from {shattered.CALIBRATION_IMAGES} real CIFAR "
+                 "test images. The contrast is theirs; the numbers are not comparable with theirs.",
     "vgg_vs_resnet": "Why ResNet is cheaper than VGG, and why 3×3: the paper's 34-layer nets need 3.6 G "
                      "multiply-adds, 18% of VGG-19's 19.6 G. Two stacked 3×3 layers see 5×5 with 18C² "
                      "parameters against 25C² for one 5×5 layer, and add a nonlinearity.",
