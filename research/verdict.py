@@ -7,7 +7,7 @@
 model; train, test (eval-pass training error and test error in %, the mean over runs; NaN if
 missing); train_std, test_std (sample std over runs, NaN for one run); train_runs, test_runs (how
 many runs recorded that error); n_train, n_test (images evaluated); finished; iterations; recipe;
-data; setup.
+setup.
 
 1. Comparable runs only. Both finished, with the same recipe (as recorded in metrics.json, apart
    from IGNORED: its name and how often it logged), the same iterations, the same number of

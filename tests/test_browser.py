@@ -57,7 +57,7 @@ def test_walk_through_the_four_tabs(page):
     assert re.match(r"Residual cat cat \d+%", _text(page.locator("#label-residual")))
     info = _text(page.locator("#classify-info"))
     for name in ("plain20", "resnet20"):
-        assert re.search(rf"{name}: test error \d+\.\d\d% \(train \d+\.\d\d%\)", info), info
+        assert re.search(rf"{name}: test error \d+\.\d\d% \(train error \(eval pass, clean\) \d+\.\d\d%\)", info), info
     page.screenshot(path=SHOTS / "1-classify.png", full_page=True)
 
     page.get_by_role("tab", name="Explain").click()
