@@ -165,20 +165,20 @@ def gradient_lines(s: Settings):
     shipped = [f.name for f in checkpoints.list_folders(s.checkpoints)]
     out, used = {}, []
     for depth in models.DEPTHS:
-        for weights in ("init", "trained"):
-            nets, notes = (shattered.init_pair(depth, x), []) if weights == "init" else ({}, [])
-            for name in models.pair(depth) if weights == "trained" else ():
-                if name not in shipped:
-                    notes.append(f"`{name}`: unavailable. {checkpoints.not_shipped(name, shipped)}")
-                    continue
-                try:
-                    ck = checkpoints.load(Path(s.checkpoints) / name)
-                except checkpoints.CheckpointError as e:
-                    notes.append(f"`{name}`: unavailable. {checkpoints.damaged(name, e)}")
-                    continue
-                nets[name] = ck.model, ck.normalization
-                used.append(name)
-            out[f"{weights}{depth}"] = {"lines": shattered.pair_lines(nets, x, weights), "notes": notes}
+        out[f"init{depth}"] = {"lines": shattered.pair_lines(shattered.init_pair(depth, x), x, "init"), "notes": []}
+        nets, notes = {}, []
+        for name in models.pair(depth):
+            if name not in shipped:
+                notes.append(f"`{name}`: unavailable. {checkpoints.not_shipped(name, shipped)}")
+                continue
+            try:
+                ck = checkpoints.load(Path(s.checkpoints) / name)
+            except checkpoints.CheckpointError as e:
+                notes.append(f"`{name}`: unavailable. {checkpoints.damaged(name, e)}")
+                continue
+            nets[name] = ck.model, ck.normalization
+            used.append(name)
+        out[f"trained{depth}"] = {"lines": shattered.pair_lines(nets, x, "trained"), "notes": notes}
     return out, sorted(set(used))
 
 

@@ -12,8 +12,9 @@ results_table(records)  one row per record (paper Table 6), columns COLUMNS: mod
                         the un-augmented training set), test_err; *_std (sample std over seeds, NaN
                         for one run), seeds (the runs counted: the main one, and every seed run
                         that finished with its recipe, iterations, data and setup), iterations,
-                        setup (engine.evaluate.setup: ranks × images per rank, BN scope), paper_err, reference (the next shallower
-                        record with the same shortcut option: plain vs plain, A vs A, B vs B),
+                        setup (engine.evaluate.setup: ranks × images per rank, BN scope),
+                        paper_err, reference (the next shallower record with the same shortcut
+                        option: plain vs plain, A vs A, B vs B),
                         diagnosis and basis (research/verdict.py: training error first, a
                         tolerance from seeds or the binomial, comparable runs only). HEADERS names
                         the columns for display (engine.evaluate.MEASURES for the errors).
@@ -80,21 +81,22 @@ def _matches(main: dict, seed: dict) -> bool:
 
 
 def _row(rec) -> dict:
+    """One results row, and under "_compare" what research/verdict.py reads about the run."""
     spec, m = rec.spec, rec.metrics
     runs = [m] + [s for s in rec.seeds if _matches(m, s)]
     running, _, _ = _stats([_num(r.get("train_error_running_pct")) for r in runs])
     train, train_std, train_n = _stats([_num(r.get("train_error_pct")) for r in runs])
     test, test_std, test_n = _stats([_num(r.get("test_error_pct")) for r in runs])
     params, flops = _size(spec.name)
-    return {"model": spec.name, "kind": spec.kind, "layers": spec.depth, "params": params, "flops": flops,
+    run = {"model": spec.name, "iterations": m.get("iterations"), "setup": setup(m)}
+    return {**run, "kind": spec.kind, "layers": spec.depth, "params": params, "flops": flops,
             "train_err_running": running, "train_err_eval": train, "test_err": test,
             "train_err_eval_std": train_std, "test_err_std": test_std, "seeds": len(runs),
-            "iterations": m.get("iterations"), "setup": setup(m), "_shortcut": spec.shortcut,
-            "_compare": {"model": spec.name, "train": train, "test": test, "train_std": train_std,
-                         "test_std": test_std, "train_runs": train_n, "test_runs": test_n,
-                         "n_train": (m.get("data") or {}).get("train_images", 50_000), "n_test": TEST_IMAGES,
-                         "finished": m.get("finished"), "iterations": m.get("iterations"),
-                         "recipe": m.get("recipe"), "setup": setup(m)}}
+            "_shortcut": spec.shortcut,
+            "_compare": {**run, "train": train, "test": test, "train_std": train_std, "test_std": test_std,
+                         "train_runs": train_n, "test_runs": test_n, "n_test": TEST_IMAGES,
+                         "n_train": (m.get("data") or {}).get("train_images", 50_000),
+                         "finished": m.get("finished"), "recipe": m.get("recipe")}}
 
 
 def results_table(records):

@@ -31,3 +31,15 @@ def test_unfinished_runs_are_not_listed():
         state = checkpoints.read_json(folder / checkpoints.STATE_JSON)  # read only: no recover()
         assert 0 < state["iter"] < state["recipe"]["iters"] == 64_000
         assert (folder / checkpoints.STATE_TENSORS).is_file()
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[f.name for f in SHIPPED])
+def test_readme_results_row_is_its_metrics(folder):
+    """The README's results table: each shipped model's row holds its metrics.json, to 2 decimals
+    (running train error, eval-pass train error, test error)."""
+    m = checkpoints.read_json(folder / checkpoints.METRICS)
+    readme = (checkpoints.DEFAULT_ROOT.parent / "README.md").read_text()
+    depth = models.get_spec(folder.name).depth
+    row = next(line for line in readme.splitlines() if line.startswith(f"| {folder.name} | {depth} | "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3:6] == [f"{m[k]:.2f}" for k in ("train_error_running_pct", "train_error_pct", "test_error_pct")]
