@@ -7,12 +7,12 @@ architecture, gradient_flow (handlers: ui/lab.py); then the research tabs of ui/
 (results, curves, layer_responses, lesion, landscape, shattered, vgg_vs_resnet).
 This file only wires: images are decoded by serving.images, models served by serving.zoo,
 attributions by serving.attribution, analysis by engine.introspection, plots by figures/, text by
-ui/text.py. Every handler that runs a model runs on one worker thread (serving/worker.py), and
-output files are written whole by serving/files.py. Importing it does no work: `python app.py`
-builds and launches the demo, then warms the default pair up in the background (logged;
-$RESNET_LAB_LOG sets the level), and `app.demo` (what `gradio app.py` and Spaces tooling look up)
-builds it on first access, without the warm-up. Nothing touches the network; models load on first
-use.
+ui/text.py, and ui/page.py's script keeps each figure at its component's width. Every handler that
+runs a model runs on one worker thread (serving/worker.py), and output files are written whole by
+serving/files.py. Importing it does no work: `python app.py` builds and launches the demo, then
+warms the default pair up in the background (logged; $RESNET_LAB_LOG sets the level), and `app.demo`
+(what `gradio app.py` and Spaces tooling look up) builds it on first access, without the warm-up.
+Nothing touches the network; models load on first use.
 """
 import os
 
@@ -28,7 +28,7 @@ from engine.settings import Settings, set_threads  # noqa: E402
 from serving import attribution, images  # noqa: E402
 from serving.worker import Worker  # noqa: E402
 from serving.zoo import Zoo  # noqa: E402
-from ui import text  # noqa: E402
+from ui import page, text  # noqa: E402
 from ui.lab import BN_MODES, EXPLAIN, FLOW, PLAIN, RESIDUAL, Lab, examples  # noqa: E402
 from ui.research_tabs import research_tabs  # noqa: E402
 
@@ -112,22 +112,43 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
                     stage = gr.Dropdown(list(attribution.STAGES), value=EXPLAIN["stage"], label="Grad-CAM stage")
             run = gr.Button("Explain", variant="primary", elem_id="explain-btn")
             with gr.Row():
-                att_p = gr.Image(label="Plain", height=260, elem_id="attr-plain")
-                att_r = gr.Image(label="Residual", height=260, elem_id="attr-residual")
+                att_p = gr.Image(label="Plain (what it saw, 32×32)", height=260, elem_id="attr-plain")
+                photo_p = gr.Image(label="Plain, on your photo (the square: what the nets saw)", height=260,
+                                   elem_id="photo-plain")
+            with gr.Row():
+                att_r = gr.Image(label="Residual (what it saw, 32×32)", height=260, elem_id="attr-residual")
+                photo_r = gr.Image(label="Residual, on your photo (the square: what the nets saw)", height=260,
+                                   elem_id="photo-residual")
             att_info = gr.Markdown(elem_id="explain-info")
-            run.click(on_worker(lab.explain), [image, plain, residual, method, target, display, sign, ig_steps, nt_samples,
-                                nt_stdev, occ, stage], [att_p, att_r, att_info], api_name="explain",
+            curves = gr.Plot(label="Deletion and insertion curves", show_label=False, elem_id="faith-curves")
+            controls = [method, target, display, sign, ig_steps, nt_samples, nt_stdev, occ, stage]
+            run.click(on_worker(lab.explain), [image, plain, residual, *controls],
+                      [att_p, att_r, att_info, photo_p, photo_r, curves], api_name="explain",
                       preprocess=False, concurrency_id="models")
+            gr.Markdown(text.FAITHFULNESS_DEFINITION)
+            with gr.Row():
+                metrics = gr.Checkbox(value=False, label="also Captum's infidelity and sensitivity (slower)")
+                score = gr.Button("Score every method", variant="primary", elem_id="faith-btn")
+            faith_plot = gr.Plot(label="Every method, both nets", show_label=False, elem_id="faith-methods")
+            faith_table = gr.Dataframe(headers=text.FAITH_HEADERS, label="Every method, both nets",
+                                       elem_id="faith-live-table")
+            faith_info = gr.Markdown(elem_id="faith-info")
+            score.click(on_worker(lab.faithfulness), [image, plain, residual, target, sign, metrics, ig_steps,
+                                                      nt_samples, nt_stdev, occ, stage],
+                        [faith_plot, faith_table, faith_info], api_name="faithfulness", preprocess=False,
+                        concurrency_id="models")
         with gr.Tab("Architecture"):
             gr.Markdown(text.INTRO["architecture"])
             gr.Markdown(text.BLOCK_DIAGRAM)
             show = gr.Button("Show architecture", variant="primary", elem_id="arch-btn")
-            arch = gr.Plot(label="Per block: output shape, parameters, FLOPs", elem_id="arch-plot")
+            # the figures' own titles say what each shows: no label floating over them
+            arch = gr.Plot(label="Per block: output shape, parameters, FLOPs", show_label=False, elem_id="arch-plot")
             with gr.Row():
-                fm_p = gr.Plot(label="Plain: feature maps")
-                fm_r = gr.Plot(label="Residual: feature maps")
-            show.click(on_worker(lab.architecture), [image, plain, residual], [arch, fm_p, fm_r], api_name="architecture",
-                       preprocess=False, concurrency_id="models")
+                fm_p = gr.Plot(label="Plain: feature maps", show_label=False)
+                fm_r = gr.Plot(label="Residual: feature maps", show_label=False)
+            arch_info = gr.Markdown(elem_id="arch-info")
+            show.click(on_worker(lab.architecture), [image, plain, residual], [arch, fm_p, fm_r, arch_info],
+                       api_name="architecture", preprocess=False, concurrency_id="models")
         with gr.Tab("Gradient flow"):
             gr.Markdown(text.INTRO["gradient_flow"])
             with gr.Row():
@@ -136,12 +157,13 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
                 gdepth = gr.Radio(list(models.DEPTHS), value=FLOW["depth"], label="Depth")
                 bn = gr.Radio(list(BN_MODES), value=FLOW["bn"], label="BN statistics (batch: as in training)")
             flow_btn = gr.Button("Compute gradient flow", variant="primary", elem_id="flow-btn")
-            flow_conv = gr.Plot(label="Conv weights", elem_id="flow-plot")
-            flow_blocks = gr.Plot(label="Block outputs")
+            flow_conv = gr.Plot(label="Conv weights", show_label=False, elem_id="flow-plot")
+            flow_blocks = gr.Plot(label="Block outputs", show_label=False)
             flow_info = gr.Markdown(elem_id="flow-info")
             flow_btn.click(on_worker(lab.gradient_flow), [image, src, weights, gdepth, bn], [flow_conv, flow_blocks, flow_info],
                            api_name="gradient_flow", preprocess=False, concurrency_id="models")
         research_tabs(zoo, lab.worker, lab.files)
+        demo.load(None, js=page.FIT_PLOTS, api_visibility="private", queue=False)  # figures follow their width
     return demo, lab
 
 

@@ -1,6 +1,6 @@
 """The research package's one I/O module: compute the views once, store them stamped, read them back.
 
-    python -m research.precompute [--views layer_responses lesion landscape vgg_vs_resnet shattered]
+    python -m research.precompute [--views layer_responses lesion landscape vgg_vs_resnet shattered faithfulness]
                                   [--checkpoints DIR] [--data-dir DIR] [--out DIR]
 
 Each view is computed from the checkpoint folders (settings.checkpoints) and CIFAR-10
@@ -14,7 +14,10 @@ is printed; the README quotes them.
 View formats (JSON): layer_responses {name: {"layers", "std", "kind"}}; lesion {name: lesion.study
 ("baseline", "single", "downsampling", "random" with its "pool" and "subsets", "kind") + "images",
 "n_images", "seconds"}; landscape {name: landscape.surface + "n_images", "seconds"};
-vgg_vs_resnet {"table": arch_cost.table()}; shattered {f"{weights}{depth}": {"lines", "notes"}}.
+vgg_vs_resnet {"table": arch_cost.table()}; shattered {f"{weights}{depth}": {"lines", "notes"}};
+faithfulness {name: faithfulness.study ("signs": {sign: {"deletion", "insertion": {method or RANDOM:
+[AUC per image]}}}, "predicted") + "labels", "kind", "depth", "step", "n_images", "images", and
+"seconds", the net's whole study (in place of the study's per-method attribution seconds)}.
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ import torch
 from engine import checkpoints, models
 from engine.data import DataMissingError, load_sample, load_split, normalize
 from engine.settings import Settings, set_threads
-from research import arch_cost, landscape, lesion, shattered, study
+from research import arch_cost, faithfulness, landscape, lesion, shattered, study
+from serving.attribution import METHODS
 
 
 class Store:
@@ -182,12 +186,37 @@ def gradient_lines(s: Settings):
     return out, sorted(set(used))
 
 
+def faithfulness_study(s: Settings, n_images: int = 500):
+    """Deletion and insertion AUCs of every attribution method (default parameters) and of the random
+    order, per image, on the first n_images test images, for each net of every shipped plain/residual
+    pair; each image is explained for the net's own prediction, pixels ranked by each of
+    faithfulness.SIGNS."""
+    shipped = {f.name for f in checkpoints.list_folders(s.checkpoints)}
+    names = [n for d in models.DEPTHS for n in models.pair(d) if set(models.pair(d)) <= shipped]
+    if not names:
+        return {}, []
+    x, y = load_split("test", s.data_dir)
+    x, y = torch.as_tensor(x[:n_images]), y[:n_images]
+    out = {}
+    for name, ck in _loaded(s, names):
+        t = time.perf_counter()
+
+        def progress(i, n):
+            if i % 50 == 0 or i == n:
+                print(f"faithfulness {name}: {i}/{n} images, {time.perf_counter() - t:.0f} s", flush=True)
+        res = faithfulness.study(ck.model, normalize(x, ck.normalization), list(METHODS), progress=progress)
+        out[name] = {**res, "labels": y.tolist(), "kind": ck.model.spec.kind, "depth": ck.model.spec.depth,
+                     "step": faithfulness.STEP, "n_images": int(len(y)),
+                     "images": f"first {len(y)} of the CIFAR-10 test set", "seconds": round(time.perf_counter() - t, 1)}
+    return out, list(out)
+
+
 def costs(s: Settings):
     return {"table": arch_cost.table()}, []
 
 
 VIEWS = {"layer_responses": layer_responses, "lesion": lesions, "landscape": surfaces,
-         "vgg_vs_resnet": costs, "shattered": gradient_lines}
+         "vgg_vs_resnet": costs, "shattered": gradient_lines, "faithfulness": faithfulness_study}
 
 
 def main(argv=None):

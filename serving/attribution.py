@@ -261,14 +261,19 @@ def colormap(v: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     return anchors[i] * (1 - f) + anchors[i + 1] * f
 
 
-def scale_map(attr: np.ndarray, sign: str) -> np.ndarray:
-    """H x W x C -> H x W in [-1, 1] (in [0, 1] unless sign="all"): channel sum, robust scale."""
+def channel_map(attr: np.ndarray, sign: str) -> np.ndarray:
+    """H x W x C -> H x W float64, unscaled: the channel sum ("all"), clipped at 0 ("positive"), or the
+    sum of magnitudes ("absolute"). What the pictures show, and the order faithfulness ranks pixels in."""
     _choice("sign", sign, SIGNS)
     a = np.nan_to_num(np.asarray(attr, np.float64))
     a = a[..., None] if a.ndim == 2 else a
     m = np.abs(a).sum(-1) if sign == "absolute" else a.sum(-1)
-    if sign == "positive":
-        m = np.maximum(m, 0.0)
+    return np.maximum(m, 0.0) if sign == "positive" else m
+
+
+def scale_map(attr: np.ndarray, sign: str) -> np.ndarray:
+    """H x W x C -> H x W in [-1, 1] (in [0, 1] unless sign="all"): channel_map, robust scale."""
+    m = channel_map(attr, sign)
     mag = np.abs(m)
     scale = np.percentile(mag, 99)
     scale = scale if scale > 0 else mag.max()  # sparse maps: fewer than 1% non-zero pixels

@@ -1,9 +1,16 @@
 """An uploaded image file, turned into what the CIFAR-10 nets see: a 32x32 8-bit RGB image.
 
 decode() reads bytes or a path and returns an 8-bit RGB PIL image, EXIF-oriented (all 8 values),
-with any alpha composited onto BACKGROUND (white). to_cifar() centre-crops the shorter side to a
-square and downscales it with Lanczos (antialiased) to 32x32. load() does both and also returns
-the uint8 3x32x32 (CHW) array the models take (normalisation is engine.data's job).
+with any alpha composited onto BACKGROUND (white). crop_box() is the centre square of the shorter
+side, the one piece of crop arithmetic; to_cifar() crops it and downscales it with Lanczos
+(antialiased) to 32x32. load() does both and also returns the uint8 3x32x32 (CHW) array the models
+take (normalisation is engine.data's job). load_photo() does the same from the same decode and
+also returns a display copy of the whole photo (longer side at most DISPLAY_SIDE, never upscaled)
+and the crop square in its coordinates (crop_box of the copy: within a pixel of the scaled crop),
+for serving.overlay to draw the attribution on. tests/test_images.py holds: load_photo's arrays
+are byte-identical to load()'s (EXIF-rotated, non-square photo), the copy is upright, keeps the
+aspect ratio and is never upscaled; tests/test_overlay.py: crop_box is centred and square, and the
+box in a downscaled copy holds the pixels to_cifar crops.
 
 Limits, each refused with ImageError (one sentence saying what is wrong and what to do):
   * file size: 1 byte to MAX_BYTES = 20 MiB (a path is measured with stat() before it is read);
@@ -35,6 +42,7 @@ MAX_PIXELS = 50_000_000
 MIN_SIDE = 8
 BACKGROUND = (255, 255, 255)
 CIFAR_SIZE = 32
+DISPLAY_SIDE = 1024  # load_photo's default: the display copy's longer side at most (never upscaled)
 _ANIMATABLE = {"GIF", "WEBP", "PNG"}  # a multi-page TIFF or an MPO is read as its first frame
 _SIGNATURES = (  # to name a file PIL could not open, so the message can say what it was
     (0, b"%PDF", "PDF"), (0, b"<svg", "SVG"), (0, b"<?xml", "SVG/XML"), (0, b"8BPS", "PSD"),
@@ -187,23 +195,54 @@ def decode(source: bytes | str | os.PathLike) -> Image.Image:
                          "re-save it as PNG or JPEG and upload it again.") from e
 
 
+def crop_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the centred square of side min(width, height); right and
+    bottom are exclusive, as PIL's crop takes them. When the sides differ in parity, the odd pixel
+    goes to the right (or bottom)."""
+    if width < 1 or height < 1:
+        raise ValueError(f"width and height must be positive, got {width} x {height}")
+    s = min(width, height)
+    left, top = (width - s) // 2, (height - s) // 2
+    return left, top, left + s, top + s
+
+
 def to_cifar(img: Image.Image, size: int = CIFAR_SIZE) -> Image.Image:
     """Centre-crop to a square (shorter side) and downscale with a proper antialiasing filter to size x size RGB."""
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     img = _to_rgb(img)
-    w, h = img.size
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
     # Crop first, so no pixel outside the square leaks in through the filter. Lanczos antialiases
     # when downscaling (its support widens with the scale); reducing_gap does an exact box
     # reduction first on big photos, which keeps the quality and is much faster.
-    square = img.crop((left, top, left + s, top + s))
+    square = img.crop(crop_box(*img.size))
     return square.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _chw(small: Image.Image) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(small, dtype=np.uint8).transpose(2, 0, 1))
 
 
 def load(source) -> tuple[np.ndarray, Image.Image]:
     """decode + to_cifar: (uint8 array 3x32x32 in CHW order, the 32x32 RGB PIL image)."""
     small = to_cifar(decode(source))
-    chw = np.ascontiguousarray(np.asarray(small, dtype=np.uint8).transpose(2, 0, 1))
-    return chw, small
+    return _chw(small), small
+
+
+def load_photo(source, max_side: int = DISPLAY_SIDE
+               ) -> tuple[np.ndarray, Image.Image, Image.Image, tuple[int, int, int, int]]:
+    """One decode -> (chw, small) exactly as load() returns them, the photo as an RGB PIL image
+    with its longer side at most max_side (Lanczos, aspect kept, never upscaled), and the crop
+    square (left, top, right, bottom) in that photo's pixels."""
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < MIN_SIDE:
+        raise ValueError(f"max_side must be an int of at least {MIN_SIDE}, got {max_side!r}")
+    img = decode(source)
+    small = to_cifar(img)
+    w, h = img.size
+    photo = img
+    if max(w, h) > max_side:
+        f = max_side / max(w, h)  # the longer side becomes max_side exactly; the shorter rounds
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        photo = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    # crop_box of the copy, not the original box scaled: it stays an integer square, centred, and
+    # within a pixel of the scaled crop (the shorter side scales to the copy's shorter side).
+    return _chw(small), small, photo, crop_box(*photo.size)

@@ -77,3 +77,19 @@ def one_thread():
 
     with single():
         yield
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    """Headless Debian chromium under Playwright (support.CHROMIUM, support.BROWSER_ARGS); skips where
+    either is not installed. screenshots/ (git-ignored) exists for the tests' pictures."""
+    from tests.support import BROWSER_ARGS, CHROMIUM, SHOTS
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    SHOTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield b
+        b.close()

@@ -18,6 +18,7 @@ import io
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -268,3 +269,19 @@ BAD = {
                         r"(the PNG file is corrupt or has an invalid size; re-save it with an image editor or "
                         r"upload another image|the image has zero size \(64 x 0\); upload another image)\."),
 }
+
+
+def open_tab(page, name):
+    """Click a page's tab (Playwright), from the tab bar or, when it does not fit, from Gradio's
+    "More tabs" overflow menu."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if not (tab.count() and tab.first.is_visible()):
+        page.locator("button[aria-label='More tabs']").click()
+        tab = page.locator(".overflow-dropdown button").get_by_text(name, exact=True)
+    tab.first.click()
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
+SHOTS = ROOT / "screenshots"  # git-ignored

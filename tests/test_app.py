@@ -1,11 +1,12 @@
 """The app as users reach it: `python app.py` in a subprocess, driven through gradio_client.
 
-Every public endpoint's parameters; classify, explain, architecture and gradient_flow (test batch or
-uploaded image, init or trained weights, batch or running BN statistics) with the shipped
-checkpoints plain20 and resnet20, checked by content (labels, probabilities, image sizes, plot traces,
-the numbers in the notes); the page's banner, depth and model choices with the shipped checkpoints
-and in untrained mode (an empty checkpoint folder); bad uploads and out-of-range parameters get
-gradio_client's AppError with the app's own message, and the next request still works.
+Every public endpoint's parameters; classify, explain, architecture (with an unavailable model's note)
+and gradient_flow (test batch or uploaded image, init or trained weights, batch or running BN
+statistics) with the shipped checkpoints plain20 and resnet20, checked by content (labels,
+probabilities, image sizes, plot traces, the numbers in the notes); the page's banner, depth and
+model choices with the shipped checkpoints and in untrained mode (an empty checkpoint folder); bad
+uploads and out-of-range parameters get gradio_client's AppError with the app's own message, and
+the next request still works.
 """
 import json
 import math
@@ -73,7 +74,10 @@ def test_public_endpoints_and_their_parameters(client):
         "/architecture": ["image", "plain", "residual"],
         "/gradient_flow": ["image", "source", "weights", "depth", "bn"],
         "/results": [], "/curves": ["log_y"], "/layer_responses": ["sorted_"], "/lesion": [],
+        "/faithfulness": ["image", "plain", "residual", "target", "sign", "metrics", "ig_steps", "nt_samples",
+                          "nt_stdev", "occlusion_window", "stage"],
         "/landscape": ["kind"], "/shattered": ["weights", "depth"], "/vgg_vs_resnet": ["channels"],
+        "/faithfulness_study": ["depth", "sign"],
     }
 
 
@@ -105,44 +109,90 @@ def test_classify_a_photo_and_an_unavailable_model(client):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_explain_every_method(client, method):
-    img_p, img_r, info = client.predict(handle_file(str(EX / "cifar_cat.png")), "plain20", "resnet20", method,
-                                        "predicted", "blend", "absolute", 8, 4, 0.15, 8, "layer2",
-                                        api_name="/explain")
+    img_p, img_r, info, photo_p, photo_r, curves = client.predict(
+        handle_file(str(EX / "cifar_cat.png")), "plain20", "resnet20", method, "predicted", "blend", "absolute",
+        8, 4, 0.15, 8, "layer2", api_name="/explain")
     pictures = []
     for path in (img_p, img_r):
         with Image.open(path) as im:
             assert im.size == (224, 224)
             pictures.append(im.convert("RGB").tobytes())
     assert pictures[0] != pictures[1]  # two nets, two maps
+    for path in (photo_p, photo_r):  # on the upload itself: a 32 x 32 example stays 32 x 32
+        with Image.open(path) as im:
+            assert im.size == (32, 32)
     lines = info.split("\n\n")
     assert len(lines) == 2, info
+    aucs = []
     for name, line in zip(SHIPPED, lines):  # both trained nets call the first test cat a cat
-        assert re.fullmatch(rf"`{name}`: {method} for \*\*cat\*\* \(p = [01]\.\d\d\) in \d+ ms", line), line
+        m = re.fullmatch(rf"`{name}`: {method} for \*\*cat\*\* \(p = [01]\.\d\d\) in \d+ ms; deletion AUC (0\.\d+) "
+                         r"\(random order (0\.\d+)\), insertion AUC (0\.\d+) \(random order (0\.\d+)\) in \d+ ms", line)
+        assert m, line
+        aucs.append([float(v) for v in m.groups()])
+    traces = _plot(curves)["data"]
+    assert len(traces) == 8  # per net: the method and the random order, deletion and insertion
+    for name, (dele, _, ins, _) in zip(SHIPPED, aucs):  # the legend's AUCs are the notes' AUCs
+        assert f"{name}: {method} (AUC {dele:.3f})" in [t["name"] for t in traces]
+        assert f"{name}: {method} (AUC {ins:.3f})" in [t["name"] for t in traces]
+
+
+def test_explain_draws_the_map_on_the_uploaded_photo(client):
+    out = client.predict(handle_file(str(EX / "photo_cat.jpg")), "plain20", "resnet20", "Grad-CAM", "predicted",
+                         "blend", "absolute", 8, 4, 0.15, 8, "layer3", api_name="/explain")
+    with Image.open(EX / "photo_cat.jpg") as original, Image.open(out[3]) as on_photo:
+        scale = min(1.0, 1024 / max(original.size))  # images.DISPLAY_SIDE
+        assert on_photo.size == tuple(round(s * scale) for s in original.size)  # aspect-true
+
+
+def test_faithfulness_scores_every_method_for_both_nets(client):
+    fig, table, info = client.predict(handle_file(str(EX / "cifar_cat.png")), "plain20", "resnet20", "predicted",
+                                      "absolute", False, 8, 4, 0.15, 8, "layer3", api_name="/faithfulness")
+    rows = table["data"]
+    assert table["headers"][:4] == ["method", "model", "deletion AUC (lower is better)", "insertion AUC (higher is better)"]
+    assert [(r[0], r[1]) for r in rows] == [(m, n) for n in SHIPPED for m in [*METHODS, "random order"]]
+    assert all(0 <= r[2] <= 1 and 0 <= r[3] <= 1 and r[4] is None and r[5] is None for r in rows)
+    bars = _plot(fig)["data"]
+    assert [b["name"] for b in bars] == [n for n in SHIPPED for _ in range(2)]  # per net: deletion, insertion
+    assert list(bars[0]["x"]) == [*METHODS, "random order"]
+    assert info.count("every method for **cat**") == 2, info
 
 
 def test_explain_a_chosen_target(client):
-    _, _, info = client.predict(handle_file(str(EX / "cifar_cat.png")), "plain20", "resnet20", "Grad-CAM",
-                                "truck", "heat map", "positive", 8, 4, 0.15, 8, "layer3", api_name="/explain")
+    _, _, info, *_ = client.predict(handle_file(str(EX / "cifar_cat.png")), "plain20", "resnet20", "Grad-CAM",
+                                    "truck", "heat map", "positive", 8, 4, 0.15, 8, "layer3", api_name="/explain")
     assert info.count("for **truck**") == 2, info
 
 
 def test_architecture_and_feature_maps(client):
-    arch, fm_p, fm_r = client.predict(handle_file(str(EX / "photo_cat.jpg")), "plain20", "resnet20",
-                                      api_name="/architecture")
+    arch, fm_p, fm_r, notes = client.predict(handle_file(str(EX / "photo_cat.jpg")), "plain20", "resnet20",
+                                             api_name="/architecture")
+    assert notes == ""  # both models available
     fig = _plot(arch)
     names = [t["name"] for t in fig["data"]]
     assert {n.split()[0] for n in names} == set(SHIPPED), names
     assert len(names) == 8  # per model: channels, map size, parameters, FLOPs
     for name, fm in zip(SHIPPED, (fm_p, fm_r)):
         maps = _plot(fm)
-        assert maps["layout"]["title"]["text"] == f"{name}: feature maps of the uploaded image"
+        assert maps["layout"]["title"]["text"].replace("<br>", " ") == f"{name}: feature maps of the uploaded image"
         assert maps["data"] and {t["type"] for t in maps["data"]} == {"heatmap"}
 
 
 def test_architecture_without_an_image_has_no_feature_maps(client):
-    arch, fm_p, fm_r = client.predict(None, "plain20", "resnet20", api_name="/architecture")
+    arch, fm_p, fm_r, notes = client.predict(None, "plain20", "resnet20", api_name="/architecture")
     assert len(_plot(arch)["data"]) == 8
-    assert fm_p is None and fm_r is None
+    assert fm_p is None and fm_r is None and notes == ""
+
+
+def test_architecture_of_an_unavailable_model_says_so(client):
+    missing = [n for n in PLAIN if n not in _shipped_models()]
+    if not missing:
+        pytest.skip("every plain model is shipped: no unavailable model left to ask for")
+    residual = "resnet" + missing[-1].removeprefix("plain")
+    arch, fm_p, _, notes = client.predict(handle_file(str(EX / "photo_cat.jpg")), missing[-1], residual,
+                                          api_name="/architecture")
+    assert {t["name"].split()[0] for t in _plot(arch)["data"]} == {missing[-1], residual}  # shapes need no weights
+    assert fm_p is None
+    assert f"`{missing[-1]}`: unavailable. {missing[-1]} has no trained checkpoint yet" in notes, notes
 
 
 # ------------------------------------------------------------------------------------------ gradient flow
@@ -177,8 +227,8 @@ def _check_flow(flow, depth, weights, source, bn):
     for names, norms in flow["blocks"].values():
         assert len(names) == (depth - 2) // 2 + 1 and names[0] == last and names[-1] == "stem"
         assert all(math.isfinite(v) and v > 0 for v in norms)
-    assert flow["conv title"] == f"Gradient norms, depth {depth}, {weights} weights, {source}, {bn} BN statistics " \
-                                 "(conv weights)"
+    assert flow["conv title"] == f"Conv weight gradients, depth {depth}<br>{weights} weights, {source},<br>" \
+                                 f"{bn} BN statistics"
     assert set(flow["loss"]) == {f"plain{depth}", f"resnet{depth}"}
     first = [flow["conv"][n][1][-1] for n in (plain, res)]
     assert flow["ratio"] == pytest.approx(first[0] / first[1], rel=6e-3)  # printed to 3 significant digits

@@ -5,34 +5,23 @@ or the page's own file-type refusal for files that are not image/*), and save a 
 step to screenshots/ (git-ignored). Skips only where chromium or playwright is not installed; .ci/run
 installs both."""
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.support import BAD, ROOT, wait_for
+from tests.support import BAD, ROOT, SHOTS, open_tab, wait_for
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = ROOT / "screenshots"
 results = []  # (case, message shown), for the closing note
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-    SHOTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-        pg.set_default_timeout(60_000)
-        pg.goto(server)
-        pg.get_by_text("ResNet lab").first.wait_for()
-        yield pg
-        browser.close()
+def page(browser, server):
+    pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+    pg.set_default_timeout(60_000)
+    pg.goto(server)
+    pg.get_by_text("ResNet lab").first.wait_for()
+    yield pg
+    pg.close()
 
 
 def _text(locator) -> str:
@@ -69,8 +58,17 @@ def test_walk_through_the_four_tabs(page):
     lines = [" ".join(p.split()) for p in info.inner_text().split("\n") if p.strip()]
     assert len(lines) == 2, lines
     for name, line in zip(("plain20", "resnet20"), lines):  # the default method: Integrated Gradients
-        assert re.fullmatch(rf"{name}: Integrated Gradients for \w+ \(p = [01]\.\d\d\) in \d+ ms", line), line
+        assert re.fullmatch(rf"{name}: Integrated Gradients for \w+ \(p = [01]\.\d\d\) in \d+ ms; deletion AUC "
+                            r"0\.\d+ \(random order 0\.\d+\), insertion AUC 0\.\d+ \(random order 0\.\d+\) in \d+ ms", line), line
+    for side in ("plain", "residual"):  # the map on the photo itself, aspect-true (the cat photo is landscape)
+        size = page.locator(f"#photo-{side} img").first.evaluate("el => [el.naturalWidth, el.naturalHeight]")
+        assert size[0] > size[1] > 32, size
+    assert len(_traces(page, "#faith-curves")) == 8
     page.screenshot(path=SHOTS / "2-explain.png", full_page=True)
+    page.locator("#faith-btn").click()
+    assert _traces(page, "#faith-methods") == ["plain20", "plain20", "resnet20", "resnet20"]
+    page.locator("#faith-info").get_by_text("resnet20").wait_for()
+    page.screenshot(path=SHOTS / "2-explain-faithfulness.png", full_page=True)
 
     page.get_by_role("tab", name="Architecture").click()
     page.locator("#arch-btn").click()
@@ -95,12 +93,13 @@ RESEARCH = [("Results", "#results-btn", "#results-table table"), ("Training curv
             ("Lesions", "#lesion-btn", "#lesion-plot .js-plotly-plot"),
             ("Loss landscape", "#landscape-btn", "#landscape-plot .js-plotly-plot"),
             ("Shattered gradients", "#shattered-btn", "#shattered-plot .js-plotly-plot"),
+            ("Attribution faithfulness", "#study-btn", "#study-plot .js-plotly-plot"),
             ("VGG vs ResNet", "#vgg-btn", "#vgg-plot .js-plotly-plot")]
 
 
 @pytest.mark.parametrize("tab, button, result", RESEARCH, ids=[r[0] for r in RESEARCH])
 def test_research_tab_renders(page, tab, button, result):
-    page.get_by_role("tab", name=tab).click()
+    open_tab(page, tab)
     page.locator(button).click()
     page.locator(result).first.wait_for()
     if result.endswith("table"):  # a row of the shipped checkpoints

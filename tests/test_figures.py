@@ -1,5 +1,5 @@
 """figures.dashboard and figures.theme: trace counts, axes, labels, colours by kind and JSON round-trips
-on real introspection data."""
+on real introspection data; titles wrapped to a phone's width, placed in the figure's own pixels."""
 import json
 
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 from engine import introspection as I
 from engine import models
 from figures import dashboard as figures
-from figures.theme import PALETTE, colours
+from figures.theme import AXIS_CHARS, LABEL_ROOM, PALETTE, TITLE_CHARS, TITLE_LINE, colours, layout
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -112,3 +112,17 @@ def test_empty_inputs():
     for fig in (figures.architecture_figure({}, {}), figures.feature_map_figure({}),
                 figures.gradient_flow_figure({})):
         _roundtrip(fig)
+
+
+def test_long_titles_wrap_to_fit_a_phone():
+    """Plotly does not wrap text: the theme breaks titles at spaces, keeping breaks already there; the title
+    and legend are placed in the figure's pixels (tests/test_page_layout.py checks them in a browser)."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))
+    fig.update_xaxes(title="an x axis title that is far too long for a phone's plot, which is narrow")
+    layout(fig, "short first line<br>" + "a long title of many words " * 4, 300)
+    lines = fig.layout.title.text.split("<br>")
+    assert lines[0] == "short first line" and len(lines) > 2 and all(len(line) <= TITLE_CHARS for line in lines)
+    assert " ".join(lines[1:]) == ("a long title of many words " * 4).strip()
+    assert all(len(line) <= AXIS_CHARS for line in fig.layout.xaxis.title.text.split("<br>"))
+    assert fig.layout.title.yref == fig.layout.legend.yref == "container" and fig.layout.width is None
+    assert fig.layout.height == 300 + LABEL_ROOM + TITLE_LINE * len(lines)  # the title comes on top of the plot

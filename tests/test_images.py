@@ -285,3 +285,22 @@ def test_examples_decode():
         assert p.stat().st_size < 100_000 and max(Image.open(p).size) <= 512
         assert images.load(p)[0].shape == (3, 32, 32)
     assert (EXAMPLES / "README.md").read_text().count("CC0") >= 2
+
+
+
+
+def test_load_photo():
+    """EXIF-rotated (6) 300 x 180 JPEG, upright 180 x 300: load()'s bytes; the copy never upscaled."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = save(noise(300, 180, seed=3), "JPEG", exif=exif.tobytes(), quality=90)
+    chw, small = images.load(data)
+    for max_side, size in ((images.DISPLAY_SIDE, (180, 300)), (300, (180, 300)), (120, (72, 120)), (8, (5, 8))):
+        chw2, small2, photo, box = images.load_photo(data, max_side=max_side)
+        assert chw2.tobytes() == chw.tobytes() and chw2.shape == chw.shape and chw2.flags.c_contiguous
+        assert small2.tobytes() == small.tobytes() and small2.size == small.size and small2.mode == "RGB"
+        assert photo.mode == "RGB" and photo.size == size and box == images.crop_box(*size)
+    assert np.array_equal(np.asarray(images.load_photo(data)[2]), np.asarray(images.decode(data)))
+    for bad in (0, 7, 100.0, True, "512"):
+        with pytest.raises(ValueError, match="max_side"):
+            images.load_photo(data, max_side=bad)

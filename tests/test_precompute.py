@@ -60,3 +60,15 @@ def test_lesion_and_landscape_views_on_a_subset(tmp_path, cifar_dir):
     assert surf["resnet20"]["n_images"] == 16 and len(surf["resnet20"]["loss"]) == 3
     shutil.rmtree(tmp_path / "plain20")  # no complete pair: no landscape
     assert precompute.surfaces(s) == ({}, [])
+
+
+def test_faithfulness_view_on_a_subset(tmp_path, cifar_dir):
+    for name in ("plain20", "resnet20"):
+        shutil.copytree(checkpoints.DEFAULT_ROOT / name, tmp_path / name)
+    data, names = precompute.faithfulness_study(Settings(checkpoints=tmp_path, data_dir=cifar_dir), n_images=2)
+    assert names == ["plain20", "resnet20"] and data["resnet20"]["images"] == "first 2 of the CIFAR-10 test set"
+    assert data["resnet20"]["labels"] == [3, 8] and len(data["resnet20"]["predicted"]) == 2
+    assert set(data["plain20"]["signs"]) == {"absolute", "all"}
+    assert len(data["plain20"]["signs"]["all"]["insertion"]["Occlusion"]) == 2
+    shutil.rmtree(tmp_path / "plain20")  # no complete pair: nothing to compare
+    assert precompute.faithfulness_study(Settings(checkpoints=tmp_path, data_dir=cifar_dir)) == ({}, [])

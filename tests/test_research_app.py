@@ -1,7 +1,8 @@
 """The research tabs' endpoints through gradio_client, on the shipped checkpoints and assets/research.
 
 Each view must render from shipped data (or say precisely what is missing) and its endpoint name is
-public: results, curves, layer_responses, lesion, landscape, shattered, vgg_vs_resnet.
+public: results, curves, layer_responses, lesion, landscape, shattered, faithfulness_study, vgg_vs_resnet.
+Opening a tab without its data puts the reason in the view's notes instead of an error.
 """
 import csv
 import json
@@ -28,7 +29,7 @@ def _names(plot) -> list[str]:
 
 def test_research_endpoints_are_public(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {f"/{v.key}" for v in VIEWS} <= names and len(VIEWS) == 7
+    assert {f"/{v.key}" for v in VIEWS} <= names and len(VIEWS) == 8
 
 
 def test_results_table_and_csv(client):
@@ -114,6 +115,29 @@ def test_vgg_vs_resnet(client):
     assert len(_fig(stack)["data"]) == 2
 
 
+@pytest.mark.parametrize("sign", ["absolute", "all"])
+def test_faithfulness_study_reads_the_stored_per_image_aucs(client, sign):
+    from research import faithfulness
+
+    stored = Store(Settings()).load("faithfulness")
+    assert stored is not None, "stale or missing: run python -m research.precompute --views faithfulness"
+    fig, table, note = client.predict(None, sign, api_name="/faithfulness_study")  # None: the deepest pair
+    plain, residual = "plain20", "resnet20"
+    assert table["headers"] == ["method", "curve", plain, residual, f"{residual} − {plain}"]
+    assert len(table["data"]) == 2 * 8  # 7 methods and the random order, deletion and insertion
+    per = stored[residual]["signs"][sign]
+    assert stored[residual]["n_images"] >= 500 and len(per["deletion"]["Saliency"]) == stored[residual]["n_images"]
+    row = next(r for r in table["data"] if r[0] == "Integrated Gradients" and r[1] == "deletion")
+    mean = sum(per["deletion"]["Integrated Gradients"]) / len(per["deletion"]["Integrated Gradients"])
+    assert row[3].startswith(f"{mean:.3f} [")  # the residual net's mean deletion AUC, with its interval
+    diff = faithfulness.paired(stored[residual]["signs"][sign], stored[plain]["signs"][sign])
+    assert row[4] == f"{diff['deletion']['Integrated Gradients']['mean']:.3f} [{diff['deletion']['Integrated Gradients']['low']:.3f}, {diff['deletion']['Integrated Gradients']['high']:.3f}]"
+    assert [t["name"] for t in _fig(fig)["data"]] == [plain, plain, residual, residual]
+    assert note.startswith(f"**Reading:** on {stored[residual]['n_images']} test images, `{residual}`'s maps")
+    with pytest.raises(AppError, match="No faithfulness study is stored for depth 110"):
+        client.predict(110, sign, api_name="/faithfulness_study")
+
+
 @pytest.mark.parametrize("args, api, message", [
     (("init", 21), "/shattered", "not in the list of choices"),
     ((5000,), "/vgg_vs_resnet", "maximum"),
@@ -138,3 +162,22 @@ def test_shattered_computed_live_equals_the_stored_view(tmp_path):
             assert line["g"] == pytest.approx(stored[f"{weights}20"]["lines"][label]["g"], rel=1e-5, abs=1e-6)
     fig, note = live.shattered("init", 20)
     assert note.endswith("computed live") and len(fig.data) == 4
+
+
+def test_a_tab_opening_without_its_data_says_why_in_its_notes(tmp_path):
+    """Opening a tab (ui.research_tabs._on_open) puts the reason in the view's notes, where its button
+    raises a gr.Error; the landscape opens on its stored surface alone (the live line waits for its
+    button)."""
+    import gradio as gr
+
+    from serving.zoo import Zoo
+    from ui.research_tabs import Research, _on_open
+
+    empty = Research(Zoo(Settings(research=tmp_path)), tmp_path / "files")
+    with pytest.raises(gr.Error, match="No current lesion data"):
+        empty.lesion()
+    plot, other, notes = _on_open(empty.lesion, [gr.Plot(), gr.Plot(), gr.Markdown()])()
+    assert plot == other == gr.skip()  # left as they are
+    assert notes.startswith("No current lesion data")
+    line, surface, info = Research(Zoo(Settings()), tmp_path / "files").stored_landscape("contour")
+    assert line == gr.skip() and surface.data and "press **Show landscape**" in info

@@ -43,3 +43,23 @@ def test_readme_results_row_is_its_metrics(folder):
     row = next(line for line in readme.splitlines() if line.startswith(f"| {folder.name} | {depth} | "))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[3:6] == [f"{m[k]:.2f}" for k in ("train_error_running_pct", "train_error_pct", "test_error_pct")]
+
+
+@pytest.mark.parametrize("sign", ["absolute", "all"])
+def test_readme_faithfulness_table_is_the_stored_study(sign):
+    """The README's faithfulness tables are the stored study (assets/research/faithfulness.json) as
+    the Attribution faithfulness tab summarises it, for each shipped pair."""
+    from engine.settings import Settings
+    from research import faithfulness
+    from research.precompute import Store
+    from ui import text
+
+    stored = Store(Settings()).load("faithfulness")
+    assert stored, "stale or missing: run python -m research.precompute --views faithfulness"
+    readme = (checkpoints.DEFAULT_ROOT.parent / "README.md").read_text()
+    pairs = [models.pair(d) for d in models.DEPTHS if set(models.pair(d)) <= set(stored)]
+    assert pairs
+    for plain, residual in pairs:
+        block = readme.split(f"<!-- faithfulness {plain} {residual} {sign} -->\n", 1)[1].split("\n<!--", 1)[0]
+        table = text.faithfulness_markdown(plain, residual, *faithfulness.compare(stored, plain, residual, sign)[:2])
+        assert block.strip().splitlines() == table

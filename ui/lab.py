@@ -24,8 +24,9 @@ import torch
 
 from engine import introspection, models
 from engine.data import CLASSES
-from figures import dashboard as figures
-from serving import attribution, files, images
+from figures import dashboard as figures, faithfulness as faithfulness_fig
+from research import faithfulness
+from serving import attribution, files, images, overlay
 from serving.worker import BACKGROUND, Worker
 from serving.zoo import Zoo, classify as run_classify, inputs
 from ui import text
@@ -65,6 +66,14 @@ def _source(payload) -> Path:
 def _load(payload):
     try:
         return images.load(_source(payload))
+    except images.ImageError as e:
+        raise gr.Error(str(e)) from None
+
+
+def _load_photo(payload):
+    """images.load_photo of the upload: what the nets see, and a display copy with the crop square."""
+    try:
+        return images.load_photo(_source(payload))
     except images.ImageError as e:
         raise gr.Error(str(e)) from None
 
@@ -130,44 +139,94 @@ class Lab:
         spans.log()
         return labels[0], labels[1], seen, "\n\n".join(notes)
 
-    def explain(self, image, plain, residual, method, target, display, sign, ig_steps, nt_samples, nt_stdev,
-                occlusion_window, stage):
+    def _explain_args(self, plain, residual, method, target, display, sign, **sliders) -> dict:
+        """The attribution parameters of `method`, each control checked (a gr.Error names the bad one)."""
         _check_pair(plain, residual)
         if display not in attribution.DISPLAYS or sign not in attribution.SIGNS:
             raise gr.Error(f"display must be one of {attribution.DISPLAYS}; sign one of {attribution.SIGNS}")
         if target != "predicted" and target not in CLASSES:
             raise gr.Error(f"target must be 'predicted' or one of {', '.join(CLASSES)}")
         try:
-            params = attribution.check_params(method, ig_steps=ig_steps, nt_samples=nt_samples, nt_stdev=nt_stdev,
-                                              occlusion_window=occlusion_window, stage=stage)
+            return attribution.check_params(method, **sliders)
         except attribution.AttributionError as e:
             raise gr.Error(str(e)) from None
-        arr, _ = _load(image)
-        notes = []
+
+    @staticmethod
+    def _target(served, arr, target) -> tuple[str, float]:
+        """The class to explain (the net's prediction, or `target`) and the net's probability of it."""
+        probs, _ = run_classify(served, arr)
+        cls = max(probs, key=probs.get) if target == "predicted" else target
+        return cls, probs[cls]
+
+    def explain(self, image, plain, residual, method, target, display, sign, ig_steps, nt_samples, nt_stdev,
+                occlusion_window, stage):
+        sliders = dict(ig_steps=ig_steps, nt_samples=nt_samples, nt_stdev=nt_stdev,
+                       occlusion_window=occlusion_window, stage=stage)
+        params = self._explain_args(plain, residual, method, target, display, sign, **sliders)
+        arr, _, photo, box = _load_photo(image)
+        notes, curves = [], {}
 
         def one(name, served):
-            probs, _ = run_classify(served, arr)
-            cls = max(probs, key=probs.get) if target == "predicted" else target
-            attr, sec = attribution.attribute(served.model, inputs(served, arr), method, CLASSES.index(cls), **params)
-            notes.append(f"`{name}`: {method} for **{cls}** (p = {probs[cls]:.2f}) in {1000 * sec:.0f} ms")
-            pic = attribution.render(attr, arr.transpose(1, 2, 0), display, sign)
-            return files.publish_png(pic, self.files, f"{method.lower().replace(' ', '-')}.png")
-        pics = self._each(plain, residual, notes, one)
-        return pics[0], pics[1], "\n\n".join(notes)
+            cls, p = self._target(served, arr, target)
+            x = inputs(served, arr)
+            attr, sec = attribution.attribute(served.model, x, method, CLASSES.index(cls), **params)
+            t = time.perf_counter()
+            orders = {method: faithfulness.ranking(attr, sign), faithfulness.RANDOM: faithfulness.random_ranking(x[0, 0].numel())}
+            curves[name] = {**faithfulness.curves(served.model, x, orders, CLASSES.index(cls)), "kind": served.spec.kind}
+            notes.append(text.explain_note(name, method, cls, p, sec, curves[name]["curves"], time.perf_counter() - t))
+            slug = method.lower().replace(" ", "-")
+            return (files.publish_png(attribution.render(attr, arr.transpose(1, 2, 0), display, sign), self.files, f"{slug}.png"),
+                    files.publish_png(overlay.on_photo(attr, photo, box, sign), self.files, f"{slug}-photo.png"))
+        pics = [p or (None, None) for p in self._each(plain, residual, notes, one)]
+        return (pics[0][0], pics[1][0], "\n\n".join(notes), pics[0][1], pics[1][1],  # the first three as before
+                faithfulness_fig.curves_figure(curves, method))
+
+    def faithfulness(self, image, plain, residual, target, sign, metrics, ig_steps, nt_samples, nt_stdev,
+                     occlusion_window, stage):
+        """Every method's deletion and insertion AUC on the upload, for both nets (and Captum's
+        infidelity and sensitivity if `metrics`): the methods x nets chart, a table, notes."""
+        sliders = dict(ig_steps=ig_steps, nt_samples=nt_samples, nt_stdev=nt_stdev,
+                       occlusion_window=occlusion_window, stage=stage)
+        self._explain_args(plain, residual, "Saliency", target, "blend", sign, **sliders)
+        if not isinstance(metrics, bool):
+            raise gr.Error("metrics must be true or false")
+        arr, _ = _load(image)
+        notes, rows, table = [], {}, []
+
+        def one(name, served):
+            cls, p = self._target(served, arr, target)
+            x, idx = inputs(served, arr), CLASSES.index(cls)
+            t = time.perf_counter()
+            maps, seconds = faithfulness.attribute_all(served.model, x, idx, list(attribution.METHODS), sliders)
+            res = faithfulness.score(served.model, x, idx, maps, sign)
+            rows[name] = {"kind": served.spec.kind, **{c: {m: {"mean": v[f"{c}_auc"], "low": v[f"{c}_auc"], "high": v[f"{c}_auc"]}
+                                                            for m, v in res["curves"].items()} for c in ("deletion", "insertion")}}
+            for m, c in res["curves"].items():
+                extra = faithfulness.captum_metrics(served.model, x, idx, m, maps[m], sliders) \
+                    if metrics and m in maps else {}
+                table.append([m, name, round(c["deletion_auc"], 3), round(c["insertion_auc"], 3),
+                              *(round(extra[k], 3) if extra else None for k in ("infidelity", "sensitivity")),
+                              round(1000 * seconds[m]) if m in seconds else None])
+            notes.append(f"`{name}`: every method for **{cls}** (p = {p:.2f}) in {time.perf_counter() - t:.1f} s")
+        self._each(plain, residual, notes, one)
+        return faithfulness_fig.methods_figure(rows, "Faithfulness of each method on this image"), table, "\n\n".join(notes)
 
     def architecture(self, image, plain, residual):
+        """The pair's per-block figure; each net's feature maps of the upload (None without an upload,
+        or for an unavailable model); notes naming each unavailable model and why."""
         _check_pair(plain, residual)
         rows = {n: introspection.architecture(models.build(n)) for n in (plain, residual)}
         arr = _load(image)[0] if image is not None else None
-        maps = []
-        for name, served, _ in self.zoo.pair(plain, residual):
-            if arr is None or served is None:
-                maps.append(None)
-                continue
+        notes = []
+
+        def maps(name, served):
+            if arr is None:
+                return None
             fm = introspection.feature_maps(served.model, inputs(served, arr))
-            maps.append(figures.feature_map_figure(fm, title=f"{name}: feature maps of the uploaded image"))
+            return figures.feature_map_figure(fm, title=f"{name}: feature maps of the uploaded image")
+        fm_p, fm_r = self._each(plain, residual, notes, maps)
         kind = {n: models.get_spec(n).kind for n in rows}
-        return figures.architecture_figure(rows, kind), maps[0], maps[1]
+        return figures.architecture_figure(rows, kind), fm_p, fm_r, "\n\n".join(notes)
 
     def gradient_flow(self, image, source, weights, depth, bn="batch"):
         if source not in ("uploaded image", "test batch") or weights not in ("trained", "init"):
@@ -191,9 +250,9 @@ class Lab:
         if not flows:
             raise gr.Error("Neither model is available with trained weights at this depth; choose weights 'init'.")
         notes += text.flow_notes(by_name)
-        title = f"Gradient norms, depth {depth}, {weights} weights, {source}, {bn} BN statistics"
-        return (figures.gradient_flow_figure(flows, "conv", title + " (conv weights)"),
-                figures.gradient_flow_figure(flows, "blocks", title + " (block outputs)"), "\n\n".join(notes))
+        settings = f", depth {depth}<br>{weights} weights, {source},<br>{bn} BN statistics"  # lines that fit a phone
+        return (figures.gradient_flow_figure(flows, "conv", "Conv weight gradients" + settings),
+                figures.gradient_flow_figure(flows, "blocks", "Block output gradients" + settings), "\n\n".join(notes))
 
     def warm_up(self, plain: str, residual: str, image: str | None):
         """Queue classify, explain with each attribution method (the page's other defaults) and

@@ -1,24 +1,28 @@
 """The research tabs of the dashboard (wiring only), built from one list of view specs.
 
 Results (Table 6), Training curves (Fig. 6), Layer responses (Fig. 7), Lesions (Veit et al. 2016),
-Loss landscape (Li et al. 2018), Shattered gradients (Balduzzi et al. 2017), VGG vs ResNet (Sec. 3.3).
+Loss landscape (Li et al. 2018), Shattered gradients (Balduzzi et al. 2017), Attribution faithfulness
+(deletion and insertion, Petsiuk et al. 2018), VGG vs ResNet (Sec. 3.3).
 Each view is a public endpoint named by its key. Heavy views read the stored results of
 research/precompute.py (stamped by checkpoint sha256); the rest compute live on the shipped test
-sample. Every view says which models it is missing.
+sample. Every view says which models it is missing. Opening a tab shows its view at once (a private
+event, on the same worker as the button): what is ready, or in its notes why it is not.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import gradio as gr
+import pandas as pd
 import torch
 
 from engine import checkpoints, models
 from engine.data import normalize
-from figures import cost, landscape as landscape_fig, probes, study as study_fig
-from research import arch_cost, landscape, shattered, study
+from figures import cost, faithfulness as faithfulness_fig, landscape as landscape_fig, probes, study as study_fig
+from research import arch_cost, faithfulness, landscape, shattered, study
 from research.precompute import Store
 from serving import files
 from serving.worker import Worker
@@ -43,17 +47,20 @@ def check_depth(value) -> int:
 @dataclass(frozen=True)
 class View:
     """One research tab: its endpoint (key, also its text's key), title, button, controls and outputs
-    (factories of gradio components, made inside the tab)."""
+    (factories of gradio components, made inside the tab). Opening the tab runs the Research method
+    named by `opens` (default: the key's, as the button does) with the current controls: one that
+    only shows what is ready, where the button's computes for seconds."""
     key: str
     title: str
     button: str  # label; its elem_id is f"{elem}-btn"
     elem: str
     outputs: tuple[Callable[[], gr.components.Component], ...]
     controls: tuple[Callable[[], gr.components.Component], ...] = field(default=())
+    opens: str = ""
 
 
 def _plot(elem=None):
-    return lambda: gr.Plot(elem_id=elem)
+    return lambda: gr.Plot(elem_id=elem, show_label=False)  # each figure's own title names it
 
 
 VIEWS = (
@@ -67,10 +74,16 @@ VIEWS = (
          (lambda: gr.Checkbox(label="sorted by magnitude (Fig. 7 bottom)"),)),
     View("lesion", "Lesions", "Show lesion study", "lesion", (_plot("lesion-plot"), _plot(), gr.Markdown)),
     View("landscape", "Loss landscape", "Show landscape", "landscape", (_plot("landscape-plot"), _plot(), gr.Markdown),
-         (lambda: gr.Radio(["contour", "surface"], value="contour", label="2-D view"),)),
+         (lambda: gr.Radio(["contour", "surface"], value="contour", label="2-D view"),), opens="stored_landscape"),
     View("shattered", "Shattered gradients", "Show gradients", "shattered", (_plot("shattered-plot"), gr.Markdown),
          (lambda: gr.Radio(["trained", "init"], value="trained", label="Weights"),
           lambda: gr.Radio(list(models.DEPTHS), value=20, label="Depth"))),
+    View("faithfulness_study", "Attribution faithfulness", "Show faithfulness study", "study",
+         (_plot("study-plot"), lambda: gr.Dataframe(label="Mean AUC [95% bootstrap interval]", elem_id="study-table"),
+          gr.Markdown),
+         (lambda: gr.Radio(list(models.DEPTHS), value=None, label="Depth (default: the deepest pair studied)"),
+          lambda: gr.Radio(list(faithfulness.SIGNS), value=faithfulness.SIGNS[0],
+                           label="Pixels ranked by (absolute: magnitude; all: signed, evidence for the class first)"))),
     View("vgg_vs_resnet", "VGG vs ResNet", "Compare", "vgg",
          (_plot("vgg-plot"), _plot(), lambda: gr.Dataframe(headers=["arch", "params", "multiply-adds"])),
          (lambda: gr.Slider(1, 1024, value=64, step=1, label="Channels C (for the 3×3 stack calculator)"),)),
@@ -135,6 +148,15 @@ class Research:
         surf = landscape_fig.landscape_surface_figure(data, kind=kind) if data else None
         return landscape_fig.landscape_line_figure(lines), surf, info
 
+    def stored_landscape(self, kind="contour"):
+        """The landscape tab as it opens: the stored 2-D surface; the live 1-D line (seconds of work)
+        is left as it is until the button asks for it."""
+        if kind not in ("contour", "surface"):
+            raise gr.Error("kind must be 'contour' or 'surface'")
+        data, info = self.store.lookup("landscape")
+        surf = landscape_fig.landscape_surface_figure(data, kind=kind) if data else None
+        return gr.skip(), surf, info + "\n\n" + text.LIVE_LINE
+
     def shattered(self, weights="trained", depth=20):
         if weights not in ("trained", "init"):
             raise gr.Error("weights must be 'trained' or 'init'")
@@ -161,6 +183,23 @@ class Research:
             notes = [text.unavailable(name, why) for name, s, why in pair if s is None]
         return shattered.pair_lines(nets, self.zoo.test_sample()[0], weights), notes
 
+    def faithfulness_study(self, depth=None, sign="absolute"):
+        if sign not in faithfulness.SIGNS:
+            raise gr.Error(f"sign must be one of {list(faithfulness.SIGNS)}")
+        data, info = self._stored("faithfulness")
+        pairs = [d for d in models.DEPTHS if set(models.pair(d)) <= set(data)]
+        depth = (pairs[-1] if pairs else None) if depth in (None, "") else check_depth(depth)
+        if depth not in pairs:
+            raise gr.Error(f"No faithfulness study is stored for depth {depth}; stored: {pairs or 'none'}")
+        plain, residual = models.pair(depth)
+        rows, diff, n = faithfulness.compare(data, plain, residual, sign)
+        table = pd.DataFrame(text.faithfulness_table(plain, residual, rows, diff),
+                             columns=["method", "curve", plain, residual, f"{residual} − {plain}"])
+        fig = faithfulness_fig.methods_figure(rows, f"Faithfulness on {n} test images, depth {depth}, "
+                                                    f"ranked by the {sign} map (means, 95% bootstrap intervals)")
+        return fig, table, "\n\n".join([text.faithfulness_reading(plain, residual, rows, diff, n), info,
+                                          self._missing(data)])
+
     def vgg_vs_resnet(self, channels=64):
         try:
             channels = int(channels)
@@ -179,7 +218,7 @@ def research_tabs(zoo: Zoo, worker: Worker, files_dir):
     `worker`, and downloads are written under `files_dir`."""
     handlers = Research(zoo, files_dir)
     for view in VIEWS:
-        with gr.Tab(view.title):
+        with gr.Tab(view.title) as tab:
             gr.Markdown(text.INTRO[view.key])
             with gr.Row(visible=bool(view.controls)):
                 controls = [make() for make in view.controls]
@@ -187,3 +226,21 @@ def research_tabs(zoo: Zoo, worker: Worker, files_dir):
             outputs = [make() for make in view.outputs]
             button.click(worker.wrap(getattr(handlers, view.key)), controls or None, outputs, api_name=view.key,
                          concurrency_id="models")
+            tab.select(worker.wrap(_on_open(getattr(handlers, view.opens or view.key), outputs)), controls or None,
+                       outputs, api_visibility="private", concurrency_id="models")
+
+
+def _on_open(fn, outputs):
+    """fn for a tab that opens: where its data is not ready, the reason goes to the view's notes (its
+    first Markdown output) and the other outputs stay as they are, instead of an error toast."""
+    notes = next((i for i, out in enumerate(outputs) if isinstance(out, gr.Markdown)), None)
+
+    @functools.wraps(fn)
+    def opened(*args):
+        try:
+            return fn(*args)
+        except gr.Error as e:
+            if notes is None:
+                raise
+            return tuple(e.message if i == notes else gr.skip() for i in range(len(outputs)))
+    return opened

@@ -10,7 +10,7 @@ import math
 
 from engine.evaluate import MEASURES
 from engine.introspection import early_late_ratio
-from research import lesion, shattered
+from research import faithfulness, lesion, shattered
 
 INTRO = {
     "classify": "Both nets have the same layers and the same parameters; the residual one only adds each "
@@ -58,10 +58,18 @@ INTRO = {
                  "nets are the paper's CIFAR convnets, the path runs through image space, trained nets are shown "
                  f"too, and nets at init take their BN statistics from {shattered.CALIBRATION_IMAGES} real CIFAR "
                  "test images. The contrast is theirs; the numbers are not comparable with theirs.",
+    "faithfulness_study": "Which explanation to trust, plain vs residual. Each method's map of each test image "
+                    "(for the net's own prediction) is scored by deletion and insertion (Petsiuk et al. 2018): "
+                    "remove, or reveal, the pixels in the map's order, most important first, and watch the "
+                    "class probability. A faithful map makes it fall fast (low deletion AUC) and rise fast "
+                    "(high insertion AUC). Bars are means with 95% bootstrap intervals; the random order is "
+                    "each net's reference.",
     "vgg_vs_resnet": "Why ResNet is cheaper than VGG, and why 3×3: the paper's 34-layer nets need 3.6 G "
                      "multiply-adds, 18% of VGG-19's 19.6 G. Two stacked 3×3 layers see 5×5 with 18C² "
                      "parameters against 25C² for one 5×5 layer, and add a nonlinearity.",
 }
+
+LIVE_LINE = "The 1-D line is computed live, in a few seconds: press **Show landscape**."
 
 BLOCK_DIAGRAM = """
 ```
@@ -183,3 +191,72 @@ def flow_notes(flows: dict[str, dict]) -> list[str]:
 def autocorr_notes(lines: dict[str, dict]) -> list[str]:
     return [f"`{k}`: autocorrelation at lag 1 **{v['autocorr'][1]:.2f}**, lag 5 {v['autocorr'][5]:.2f}"
             for k, v in lines.items()]
+
+
+FAITHFULNESS_DEFINITION = (
+    "**Which map to trust?** Deletion: remove the image's pixels in the map's order, most important first, "
+    f"{faithfulness.STEP} at a time, each set to the mean colour (the baseline IG, DeepLift and Occlusion use), "
+    "and watch the class probability: a faithful map makes it fall fast, a low area under the curve (AUC). "
+    "Insertion: reveal them in the same order on the mean-colour image: a faithful map makes it rise fast, "
+    "a high AUC. The pixels are ranked by the map as shown (the Sign setting). The random order is the "
+    "reference. The AUCs also depend on how confident each net is: compare each net with its own random "
+    "order. Captum's infidelity (relative: 0 exact, 1 explains nothing) and sensitivity (how much the map "
+    f"moves under tiny input noise) are optional: {faithfulness.INFIDELITY_SAMPLES} perturbed forwards and "
+    f"{faithfulness.SENSITIVITY_SAMPLES} more attributions per method and net.")
+FAITH_HEADERS = ["method", "model", "deletion AUC (lower is better)", "insertion AUC (higher is better)",
+                 "infidelity (lower is better)", "sensitivity (lower is better)", "attribution ms"]
+
+
+def explain_note(name: str, method: str, cls: str, p: float, seconds: float, curves: dict, curve_seconds: float) -> str:
+    """One net's Explain line: the map's class, time, and its deletion and insertion AUCs beside the random order's."""
+    c, r = curves[method], curves[faithfulness.RANDOM]
+    return (f"`{name}`: {method} for **{cls}** (p = {p:.2f}) in {1000 * seconds:.0f} ms; "
+            f"deletion AUC {c['deletion_auc']:.3f} (random order {r['deletion_auc']:.3f}), "
+            f"insertion AUC {c['insertion_auc']:.3f} (random order {r['insertion_auc']:.3f}) in {1000 * curve_seconds:.0f} ms")
+
+
+def _iv(v: dict) -> str:
+    return f"{v['mean']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
+
+
+def faithfulness_table(plain: str, residual: str, rows: dict, diff: dict) -> list[list]:
+    """[method, curve, plain, residual, residual - plain] per method and curve; each cell 'mean [95% interval]'."""
+    return [[m, curve, _iv(rows[plain][curve][m]), _iv(rows[residual][curve][m]), _iv(diff[curve][m])]
+            for m in rows[residual]["deletion"] for curve in ("deletion", "insertion")]
+
+
+def faithfulness_reading(plain: str, residual: str, rows: dict, diff: dict, n: int) -> str:
+    """What the study says, from its numbers: for how many methods the residual net's maps are more (or
+    less) faithful than the plain net's, beyond the 95% interval of the paired difference, by each
+    curve; then, per net, how many methods beat its own random order at all."""
+    methods = [m for m in diff["deletion"] if m != faithfulness.RANDOM]
+    better = {"deletion": lambda v: v["high"] < 0, "insertion": lambda v: v["low"] > 0}
+    worse = {"deletion": lambda v: v["low"] > 0, "insertion": lambda v: v["high"] < 0}
+    parts = [f"by {c}, more faithful for {sum(better[c](diff[c][m]) for m in methods)} and less for "
+             f"{sum(worse[c](diff[c][m]) for m in methods)} of {len(methods)} methods" for c in ("deletion", "insertion")]
+
+    def beats(net, curve):
+        r = rows[net][curve][faithfulness.RANDOM]["mean"]
+        return sum((rows[net][curve][m]["mean"] < r) if curve == "deletion" else (rows[net][curve][m]["mean"] > r)
+                   for m in methods)
+    ref = "; ".join(f"`{net}`: {beats(net, 'deletion')} by deletion, {beats(net, 'insertion')} by insertion"
+                    for net in (plain, residual))
+    caveat = (" Most methods lose to the random order by deletion: scattered mean-colour pixels probably take the "
+              "image off the training distribution faster than a map's order does (the known weakness of deletion "
+              "without retraining, Hooker et al. 2019), so read deletion with care."
+              if any(beats(net, "deletion") < len(methods) / 2 for net in (plain, residual)) else "")
+    return (f"**Reading:** on {n} test images, `{residual}`'s maps against `{plain}`'s (95% bootstrap interval "
+            f"of the paired difference excluding zero): {parts[0]}; {parts[1]}. Methods whose mean AUC beats the "
+            f"net's own random order: {ref}, of {len(methods)}.{caveat}")
+
+
+def faithfulness_markdown(plain: str, residual: str, rows: dict, diff: dict) -> list[str]:
+    """The study as a Markdown table (the README's): per method, each curve's mean AUC of both nets
+    and the paired difference with its 95% interval."""
+    lines = [f"| method | deletion {plain} | deletion {residual} | Δ deletion | insertion {plain} | "
+             f"insertion {residual} | Δ insertion |", "|---|---|---|---|---|---|---|"]
+    for m in rows[residual]["deletion"]:
+        cells = [f"{rows[n][c][m]['mean']:.3f}" for c in ("deletion", "insertion") for n in (plain, residual)]
+        lines.append(f"| {m} | {cells[0]} | {cells[1]} | {_iv(diff['deletion'][m])} | {cells[2]} | {cells[3]} | "
+                     f"{_iv(diff['insertion'][m])} |")
+    return lines

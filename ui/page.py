@@ -1,0 +1,26 @@
+"""The page's own script: every figure is redrawn at its component's width whenever that width changes.
+
+Gradio's gr.Plot draws a Plotly figure at its container's width and lets Plotly follow window
+resizes, but a figure drawn while its tab is hidden (a result that arrives after the user moved to
+another tab) is drawn at Plotly's default 700 px and stays so when the tab is shown, and a window
+resize skips hidden figures. FIT_PLOTS (app.py runs it once when the page loads, as a JS-only load
+event) watches every Plotly container with a ResizeObserver and redraws a figure whose width no
+longer matches its container's. tests/test_page_layout.py holds the page to it.
+"""
+
+FIT_PLOTS = """() => {
+  const fit = new ResizeObserver(entries => {
+    for (const {target} of entries) {
+      const drawn = target._fullLayout, width = target.clientWidth;
+      if (drawn && width > 0 && window.Plotly && Math.abs(drawn.width - width) > 1) {
+        window.Plotly.Plots.resize(target);
+      }
+    }
+  });
+  const watched = new WeakSet();
+  const watch = () => document.querySelectorAll('[data-testid="plotly"]').forEach(el => {
+    if (!watched.has(el)) { watched.add(el); fit.observe(el); }
+  });
+  new MutationObserver(watch).observe(document.body, {childList: true, subtree: true});
+  watch();
+}"""
