@@ -2,9 +2,10 @@
 
     python app.py        # http://127.0.0.1:7860 (a Hugging Face Space runs this file as it is)
 
-Four tabs on the uploaded image, each also a public API (gradio_client): classify, explain,
-architecture, gradient_flow (handlers: ui/lab.py); then the research tabs of ui/research_tabs.py
-(results, curves, layer_responses, lesion, landscape, shattered, vgg_vs_resnet).
+Four tabs on the uploaded image, each also a public API (gradio_client): classify, explain (and its
+faithfulness scores of every method), architecture, gradient_flow (handlers: ui/lab.py); then the
+research tabs of ui/research_tabs.py (results, curves, layer_responses, lesion, landscape,
+shattered, faithfulness_study, vgg_vs_resnet).
 This file only wires: images are decoded by serving.images, models served by serving.zoo,
 attributions by serving.attribution, analysis by engine.introspection, plots by figures/, text by
 ui/text.py, and ui/page.py's script keeps each figure at its component's width. Every handler that

@@ -10,7 +10,8 @@
 `data`: {net: {"kind", "fraction", "curves": {name: {"deletion", "insertion", "deletion_auc",
 "insertion_auc"}}}} (research.faithfulness.curves per net). `rows`: {net: {"kind", "deletion":
 {name: {"mean", "low", "high"}}, "insertion": {...}}} (research.faithfulness.summary, or one image's
-AUCs with low = high = mean). tests/test_figures.py holds the trace counts and the empty figures.
+AUCs with low = high = mean). tests/test_faithfulness_figures.py holds the trace counts, the bar order,
+the error bars and the empty figures.
 """
 from __future__ import annotations
 
@@ -19,19 +20,18 @@ from plotly.subplots import make_subplots
 
 from figures.theme import colours, empty, kinds, layout
 
-PANELS = ("Deletion: remove pixels, most important first (lower is better)",
-          "Insertion: reveal pixels, most important first (higher is better)")
+PANELS = ("Deletion ↓", "Insertion ↑")  # short: side by side on a phone; the title says which way is better
+BETTER = "deletion left, the lower the area the better; insertion right, the higher the better"
 CURVES = ("deletion", "insertion")
 RANDOM = "random order"
 
 
 def curves_figure(data: dict, method: str, title: str | None = None) -> go.Figure:
     """Deletion and insertion curves of `method` and of the random order, per net."""
-    title = title or f"{method}: class probability as pixels are removed or revealed"
+    title = title or f"{method}: class probability as pixels are removed or revealed ({BETTER})"
     if not data:
         return empty(title, "no curves (no model available)")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Deletion (lower area is better)",
-                                                        "Insertion (higher area is better)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=PANELS)
     colour = colours(kinds(data))
     for net, d in data.items():
         for col, curve in enumerate(CURVES, start=1):
@@ -39,7 +39,7 @@ def curves_figure(data: dict, method: str, title: str | None = None) -> go.Figur
                 c = d["curves"][name]
                 label = f"{net}: {name}"
                 fig.add_trace(go.Scatter(
-                    x=d["fraction"], y=c[curve], mode="lines", name=f"{label} (AUC {c[f'{curve}_auc']:.3f})",
+                    x=d["fraction"], y=c[curve], mode="lines", name=f"{label} ({curve} AUC {c[f'{curve}_auc']:.3f})",
                     line=dict(color=colour[net], dash=dash, width=width), legendgroup=f"{net}{name}{curve}",
                     hovertemplate=f"{label}<br>{curve}: %{{x:.0%}} of pixels<br>p = %{{y:.3f}}<extra></extra>"),
                     1, col)
@@ -51,6 +51,7 @@ def curves_figure(data: dict, method: str, title: str | None = None) -> go.Figur
 
 def methods_figure(rows: dict, title: str = "Faithfulness of each method, plain vs residual") -> go.Figure:
     """Grouped bars: per method (x), one bar per net, deletion AUC left and insertion AUC right."""
+    title = f"{title}: {BETTER}"
     if not rows:
         return empty(title, "no faithfulness data (no model available)", legend="below")
     fig = make_subplots(rows=1, cols=2, subplot_titles=PANELS, horizontal_spacing=0.08)

@@ -21,19 +21,27 @@ exact, 1 explains nothing, and nets with different logit scales compare. sensiti
 of radius SENSITIVITY_RADIUS, each one more attribution.
 
 `attribute_all` makes every method's map and `score` scores them (and the random order) by one sign.
+The forwards here run outside serving.attribution's per-model lock: callers serialise the model work
+(the app runs all of it on one worker thread).
 `study` runs every method on a set of test images for one net (target: the net's own prediction),
 ranking by each of SIGNS: "absolute" (the page's default: magnitude, whichever way a pixel pushes)
 and "all" (the signed map: evidence for the class first, evidence against it last, which is the
 order a signed map such as Occlusion's or IG's means); `summary` and `paired` give the means with
-bootstrap intervals, for one net and for a residual-minus-plain difference over the same images.
+bootstrap intervals, for one net and for a residual-minus-plain difference over the same images,
+each method's AUC taken relative to its own net's random order (the nets differ in how fast any
+pixel removal moves their probability, and that is not their maps' doing).
 
-Held by tests/test_faithfulness.py: on a model whose class score is linear in the pixels, Integrated
-Gradients' order reaches the ideal deletion and insertion AUCs (the exact contributions sorted) and a
-random order scores worse; curve endpoints are the input's and the baseline's scores; the model's
-training flags are restored; bootstrap intervals contain their mean and shrink with more images.
+Held by tests/test_faithfulness.py: on a model whose class score is linear in the pixels, the ideal
+order's curves equal the ones computed by hand (the logit less, or made of, the largest
+contributions), Integrated Gradients' order reaches the ideal deletion and insertion AUCs, and random
+and reversed orders score worse; Captum's infidelity is 0 for the exact map and near 1 for noise;
+curve endpoints are the input's and the baseline's scores; ties do not fall row by row; training
+flags are restored; each sign is recorded per image; bootstrap intervals hold their mean and narrow
+with more images; paired differences are taken against each net's own random order.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -44,7 +52,7 @@ from serving import attribution
 STEP = 32  # pixels removed (or revealed) per step
 RANDOM = "random order"  # the reference ordering's name
 TIE_SEED = 0  # the fixed random order that breaks ties
-BATCH = 264  # perturbed images per forward pass (8 orderings x 33 points)
+BATCH = 264  # perturbed images per forward pass (4 orderings x 2 curves x 33 points)
 INFIDELITY_SAMPLES, INFIDELITY_NOISE = 32, 0.1  # Gaussian perturbations (std in normalised units)
 SENSITIVITY_SAMPLES, SENSITIVITY_RADIUS = 4, 0.02  # Captum's default radius; each sample re-attributes
 BOOTSTRAP = 1000
@@ -77,9 +85,21 @@ def _perturbed(x: torch.Tensor, order: np.ndarray, step: int, baseline: float):
     counts = np.rint(fractions(h * w, step) * h * w).astype(int)
     rank = np.empty(h * w, dtype=np.int64)
     rank[order] = np.arange(h * w)  # position of each pixel in the order
-    gone = torch.as_tensor(rank[None, :] < counts[:, None]).view(len(counts), 1, h, w)  # P x 1 x H x W
+    gone = torch.as_tensor(rank[None, :] < counts[:, None], device=x.device).view(len(counts), 1, h, w)  # P x 1 x H x W
     base = torch.full_like(x, baseline)
     return torch.where(gone, base, x), torch.where(gone, x, base)
+
+
+@contextlib.contextmanager
+def _evaluating(model):
+    """The model in eval mode, every module's training flag restored afterwards."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
 
 
 def auc(y, fraction) -> float:
@@ -95,16 +115,10 @@ def curves(model, x: torch.Tensor, orders: dict[str, np.ndarray], target: int, s
     x = x.detach().to(param.device, param.dtype)
     frac = fractions(x.shape[-2] * x.shape[-1], step)
     batches = [b for order in orders.values() for b in _perturbed(x, order, step, baseline)]
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            flat = torch.cat(batches)
-            probs = torch.cat([torch.softmax(model(flat[i:i + BATCH]).float(), 1)[:, target]
-                               for i in range(0, len(flat), BATCH)]).cpu().numpy()
-    finally:
-        for m, flag in flags:
-            m.training = flag
+    with _evaluating(model), torch.no_grad():
+        flat = torch.cat(batches)
+        probs = torch.cat([torch.softmax(model(flat[i:i + BATCH]).float(), 1)[:, target]
+                           for i in range(0, len(flat), BATCH)]).cpu().numpy()
     probs = probs.reshape(len(orders), 2, len(frac))
     out = {}
     for (name, _), (dele, ins) in zip(orders.items(), probs):
@@ -153,11 +167,9 @@ def captum_metrics(model, x: torch.Tensor, target: int, method: str, attr: np.nd
         rows = [attribution.attribute(model, inp[i:i + 1], method, t, **p)[0] for i, t in enumerate(targets)]
         return (torch.as_tensor(np.stack(rows)).permute(0, 3, 1, 2).contiguous().to(inp),)  # as Captum passes it
 
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
     t0 = time.perf_counter()
-    try:
-        torch.manual_seed(seed)  # sensitivity's uniform perturbations use the global generator
+    with _evaluating(model), torch.random.fork_rng(devices=[]):  # the caller's global generator is left as it was
+        torch.manual_seed(seed)  # sensitivity's uniform perturbations (and SmoothGrad's noise) use the global one
         with torch.no_grad():
             inf = infidelity(model, perturb, x, a, target=target, n_perturb_samples=INFIDELITY_SAMPLES,
                              normalize=True)
@@ -166,9 +178,6 @@ def captum_metrics(model, x: torch.Tensor, target: int, method: str, attr: np.nd
             change = (model(x)[:, target] - model(moved)[:, target]).pow(2).mean()
         sens = sensitivity_max(explain, x, target=target, perturb_radius=SENSITIVITY_RADIUS,
                                n_perturb_samples=SENSITIVITY_SAMPLES)
-    finally:
-        for m, flag in flags:
-            m.training = flag
     return {"infidelity": float(inf.item() / max(change.item(), 1e-30)), "sensitivity": float(sens.item()),
             "seconds": time.perf_counter() - t0}
 
@@ -178,14 +187,14 @@ def study(model, x: torch.Tensor, methods, signs=SIGNS, progress=None) -> dict:
     prediction with the methods' default parameters (SmoothGrad's noise seeded per image), pixels
     ranked by each of `signs`: {"signs": {sign: {"deletion": {name: [N]}, "insertion": {...}}},
     "predicted": [N], "seconds": {method: total attribution seconds}}."""
-    model.eval()
-    with torch.no_grad():
+    with _evaluating(model), torch.no_grad():
         pred = torch.cat([model(x[i:i + BATCH]).argmax(1) for i in range(0, len(x), BATCH)]).tolist()
     out = {"signs": {s: {"deletion": {}, "insertion": {}} for s in signs}, "predicted": pred,
            "seconds": {m: 0.0 for m in methods}}
     for i, target in enumerate(pred):
-        torch.manual_seed(i)
-        maps, seconds = attribute_all(model, x[i:i + 1], target, methods)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(i)
+            maps, seconds = attribute_all(model, x[i:i + 1], target, methods)
         for sign in signs:
             for name, c in score(model, x[i:i + 1], target, maps, sign)["curves"].items():
                 for curve in ("deletion", "insertion"):
@@ -213,15 +222,25 @@ def summary(per_image: dict, boot: int = BOOTSTRAP) -> dict:
 
 
 def paired(residual: dict, plain: dict, boot: int = BOOTSTRAP) -> dict:
-    """{curve: {name: interval of residual - plain}}, image by image (both studies on the same images)."""
-    return {curve: {name: interval(np.subtract(residual[curve][name], plain[curve][name]), boot)
-                    for name in residual[curve] if name in plain[curve]}
-            for curve in ("deletion", "insertion")}
+    """{curve: {name: interval}}, image by image over the same images: for each method, the residual
+    net's AUC less its own random order's, minus the same for the plain net (so a net that reacts to
+    any pixel removal more strongly gains nothing); for RANDOM, the raw residual - plain difference
+    (that reaction itself)."""
+    out = {}
+    for curve in ("deletion", "insertion"):
+        r, p = ({k: np.asarray(v, np.float64) for k, v in d[curve].items()} for d in (residual, plain))
+        if {len(v) for v in (*r.values(), *p.values())} != {len(r[RANDOM])}:
+            raise ValueError("paired studies must cover the same images")
+        out[curve] = {name: interval((r[name] - r[RANDOM]) - (p[name] - p[RANDOM]) if name != RANDOM
+                                     else r[name] - p[name], boot) for name in r if name in p}
+    return out
 
 
 def compare(stored: dict, plain: str, residual: str, sign: str) -> tuple[dict, dict, int]:
     """(rows {net: {"kind", **summary}}, paired residual - plain, number of images) of a stored study
     ({net: study(...) + "kind", "n_images"}) for the pixels ranked by `sign`."""
+    if stored[plain]["labels"] != stored[residual]["labels"]:
+        raise ValueError(f"{plain} and {residual} were studied on different images")
     per = {n: stored[n]["signs"][sign] for n in (plain, residual)}
     rows = {n: {"kind": stored[n]["kind"], **summary(per[n])} for n in (plain, residual)}
     return rows, paired(per[residual], per[plain]), int(stored[residual]["n_images"])

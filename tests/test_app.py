@@ -132,8 +132,8 @@ def test_explain_every_method(client, method):
     traces = _plot(curves)["data"]
     assert len(traces) == 8  # per net: the method and the random order, deletion and insertion
     for name, (dele, _, ins, _) in zip(SHIPPED, aucs):  # the legend's AUCs are the notes' AUCs
-        assert f"{name}: {method} (AUC {dele:.3f})" in [t["name"] for t in traces]
-        assert f"{name}: {method} (AUC {ins:.3f})" in [t["name"] for t in traces]
+        assert f"{name}: {method} (deletion AUC {dele:.3f})" in [t["name"] for t in traces]
+        assert f"{name}: {method} (insertion AUC {ins:.3f})" in [t["name"] for t in traces]
 
 
 def test_explain_draws_the_map_on_the_uploaded_photo(client):
@@ -403,6 +403,17 @@ EXPLAIN_REFUSALS = [
 def test_out_of_range_parameters_are_refused(client, args, expect):
     with pytest.raises(AppError) as e:
         client.predict(handle_file(str(EX / "cifar_cat.png")), "plain20", "resnet20", *args, api_name="/explain")
+    assert str(e.value) == expect
+
+
+@pytest.mark.parametrize("args, expect", [
+    (("predicted", "absolute", False, 500, 4, 0.15, 8, "layer3"), "ig_steps=500 is out of range; allowed: 1 to 200"),
+    (("predicted", "absolute", False, 50, 4, 0.15, 99, "layer3"), "occlusion_window=99 is out of range; allowed: 2 to 16"),
+    (("predicted", "absolute", "yes", 50, 4, 0.15, 8, "layer3"), "metrics must be true or false"),
+], ids=["ig_steps", "occlusion_window", "metrics"])
+def test_faithfulness_refuses_bad_parameters_before_any_work(client, args, expect):
+    with pytest.raises(AppError) as e:
+        client.predict(handle_file(str(EX / "cifar_cat.png")), "plain20", "resnet20", *args, api_name="/faithfulness")
     assert str(e.value) == expect
 
 

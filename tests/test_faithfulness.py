@@ -53,8 +53,16 @@ def test_integrated_gradients_reaches_the_ideal_auc_and_random_scores_worse(sign
     ideal = np.argsort(-contribution.ravel(), kind="stable")
     orders = {"ideal": ideal, "ig": F.ranking(ig, sign), "random": F.random_ranking(1024),
               "reversed": ideal[::-1]}
-    a = _aucs(model, x, orders)
+    res = F.curves(model, x, orders, target=0)
+    a = {k: (c["deletion_auc"], c["insertion_auc"]) for k, c in res["curves"].items()}
     assert a["ig"] == pytest.approx(a["ideal"], abs=1e-6)
+    # the ideal curves, computed independently: the logit less (deletion) or made of (insertion) the
+    # k largest contributions, against logit_1 = b
+    c, b = np.sort(contribution.ravel())[::-1].astype(np.float64), float(model.linear.bias[1].detach())
+    taken = np.r_[0.0, np.cumsum(c)][np.rint(np.asarray(res["fraction"]) * 1024).astype(int)]
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    np.testing.assert_allclose(res["curves"]["ideal"]["deletion"], sigmoid(c.sum() - taken - b), atol=1e-5)
+    np.testing.assert_allclose(res["curves"]["ideal"]["insertion"], sigmoid(taken - b), atol=1e-5)
     for worse in ("random", "reversed"):
         assert a[worse][0] > a["ideal"][0] + 0.02, (worse, a)  # deletion: lower is better
         assert a[worse][1] < a["ideal"][1] - 0.02, (worse, a)  # insertion: higher is better
@@ -119,11 +127,21 @@ def test_bootstrap_interval_holds_its_mean_and_narrows_with_more_images():
     for iv in (small, large):
         assert iv["low"] < iv["mean"] < iv["high"]
     assert (large["high"] - large["low"]) < (small["high"] - small["low"]) / 2
-    per = {"deletion": {"m": [0.2, 0.3, 0.4]}, "insertion": {"m": [0.6, 0.7, 0.8]}}
-    other = {"deletion": {"m": [0.3, 0.4, 0.5]}, "insertion": {"m": [0.6, 0.7, 0.8]}}
-    diff = F.paired(per, other)
-    assert diff["deletion"]["m"]["mean"] == pytest.approx(-0.1) and diff["deletion"]["m"]["low"] == pytest.approx(-0.1)
-    assert F.summary(per)["insertion"]["m"]["mean"] == pytest.approx(0.7)
+    assert F.summary({"deletion": {"m": [0.2, 0.3]}, "insertion": {"m": [0.6, 0.8]}})["insertion"]["m"]["mean"] \
+        == pytest.approx(0.7)
+
+
+def test_paired_differences_are_taken_against_each_nets_own_random_order():
+    """A net whose probability falls faster under any removal (its random order too) gains nothing:
+    only the method's AUC relative to its own random order's counts; the random row keeps the raw gap."""
+    r = F.RANDOM
+    residual = {"deletion": {"m": [0.2, 0.3, 0.4], r: [0.5, 0.5, 0.5]}, "insertion": {"m": [0.7] * 3, r: [0.3] * 3}}
+    plain = {"deletion": {"m": [0.3, 0.4, 0.5], r: [0.6, 0.6, 0.6]}, "insertion": {"m": [0.6] * 3, r: [0.3] * 3}}
+    diff = F.paired(residual, plain)
+    assert diff["deletion"]["m"]["mean"] == pytest.approx(0.0) and diff["deletion"][r]["mean"] == pytest.approx(-0.1)
+    assert diff["insertion"]["m"]["mean"] == pytest.approx(0.1) == diff["insertion"]["m"]["low"]
+    with pytest.raises(ValueError, match="same images"):
+        F.paired(residual, {"deletion": {"m": [0.3], r: [0.6]}, "insertion": {"m": [0.6], r: [0.3]}})
 
 
 def test_study_records_each_sign_for_every_image(net):

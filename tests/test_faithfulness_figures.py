@@ -28,7 +28,7 @@ def test_curves_figure_has_method_and_random_per_net_and_panel():
     fig = fig_f.curves_figure(data, "Saliency")
     assert len(fig.data) == 8
     auc = data["resnet20"]["curves"]["Saliency"]["deletion_auc"]
-    assert f"resnet20: Saliency (AUC {auc:.3f})" in [t.name for t in fig.data]
+    assert f"resnet20: Saliency (deletion AUC {auc:.3f})" in [t.name for t in fig.data]
     assert {t.line.color for t in fig.data if t.name.startswith("plain20")} == {PALETTE["plain"][0]}
     assert [t.line.dash for t in fig.data[:2]] == ["solid", "dot"]
     json.loads(fig.to_json())

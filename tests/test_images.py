@@ -287,8 +287,6 @@ def test_examples_decode():
     assert (EXAMPLES / "README.md").read_text().count("CC0") >= 2
 
 
-
-
 def test_load_photo():
     """EXIF-rotated (6) 300 x 180 JPEG, upright 180 x 300: load()'s bytes; the copy never upscaled."""
     exif = Image.Exif()

@@ -1,6 +1,6 @@
 """One direction of imports, read from the source by bench/imports.py (ast; nothing is imported):
 the engine imports nothing from serving, research, figures or ui; research imports nothing from
-figures or ui (it may use serving's attribution methods: Captum lives there); serving nothing from
+figures or ui, and of serving only serving.attribution (Captum lives there); serving nothing from
 research, figures or ui; figures only itself; ui and
 app.py wire everything. Nothing in the packages imports app.py. The engine also never imports
 gradio or captum (the GPU machines that train have neither)."""
@@ -56,3 +56,9 @@ def test_engine_never_imports_gradio_or_captum():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(n.split(".")[0] in ("gradio", "captum") for n in names), path.name
+
+
+def test_research_takes_only_attribution_from_serving():
+    used = {t for m, ts in graph.edges(ROOT).items() if graph.layer(m) == "research" for t in ts
+            if graph.layer(t) == "serving"}
+    assert used <= {"serving.attribution"}, used

@@ -123,7 +123,7 @@ def test_faithfulness_study_reads_the_stored_per_image_aucs(client, sign):
     assert stored is not None, "stale or missing: run python -m research.precompute --views faithfulness"
     fig, table, note = client.predict(None, sign, api_name="/faithfulness_study")  # None: the deepest pair
     plain, residual = "plain20", "resnet20"
-    assert table["headers"] == ["method", "curve", plain, residual, f"{residual} − {plain}"]
+    assert table["headers"] == ["method", "curve", plain, residual, f"Δ vs own random order: {residual} − {plain}"]
     assert len(table["data"]) == 2 * 8  # 7 methods and the random order, deletion and insertion
     per = stored[residual]["signs"][sign]
     assert stored[residual]["n_images"] >= 500 and len(per["deletion"]["Saliency"]) == stored[residual]["n_images"]
@@ -133,7 +133,8 @@ def test_faithfulness_study_reads_the_stored_per_image_aucs(client, sign):
     diff = faithfulness.paired(stored[residual]["signs"][sign], stored[plain]["signs"][sign])
     assert row[4] == f"{diff['deletion']['Integrated Gradients']['mean']:.3f} [{diff['deletion']['Integrated Gradients']['low']:.3f}, {diff['deletion']['Integrated Gradients']['high']:.3f}]"
     assert [t["name"] for t in _fig(fig)["data"]] == [plain, plain, residual, residual]
-    assert note.startswith(f"**Reading:** on {stored[residual]['n_images']} test images, `{residual}`'s maps")
+    assert note.startswith(f"**Reading:** on {stored[residual]['n_images']} test images, each net against its own "
+                           f"random order, `{residual}`'s maps are more faithful for ")
     with pytest.raises(AppError, match="No faithfulness study is stored for depth 110"):
         client.predict(110, sign, api_name="/faithfulness_study")
 

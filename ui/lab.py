@@ -1,4 +1,4 @@
-"""The four image tabs' handlers (classify, explain, architecture, gradient_flow) and the warm-up.
+"""The four image tabs' handlers (classify, explain, faithfulness, architecture, gradient_flow) and the warm-up.
 
 Lab(zoo, files, worker) holds them over one Zoo. Uploads are read only from Gradio's upload folder or
 the shipped examples. Output images are returned as paths that serving.files wrote whole into
@@ -187,7 +187,8 @@ class Lab:
         infidelity and sensitivity if `metrics`): the methods x nets chart, a table, notes."""
         sliders = dict(ig_steps=ig_steps, nt_samples=nt_samples, nt_stdev=nt_stdev,
                        occlusion_window=occlusion_window, stage=stage)
-        self._explain_args(plain, residual, "Saliency", target, "blend", sign, **sliders)
+        for method in attribution.METHODS:  # every method's parameters, before any work
+            self._explain_args(plain, residual, method, target, "blend", sign, **sliders)
         if not isinstance(metrics, bool):
             raise gr.Error("metrics must be true or false")
         arr, _ = _load(image)

@@ -194,9 +194,10 @@ class Research:
         plain, residual = models.pair(depth)
         rows, diff, n = faithfulness.compare(data, plain, residual, sign)
         table = pd.DataFrame(text.faithfulness_table(plain, residual, rows, diff),
-                             columns=["method", "curve", plain, residual, f"{residual} − {plain}"])
-        fig = faithfulness_fig.methods_figure(rows, f"Faithfulness on {n} test images, depth {depth}, "
-                                                    f"ranked by the {sign} map (means, 95% bootstrap intervals)")
+                             columns=["method", "curve", plain, residual,
+                                      text.DIFF_HEADER.format(residual=residual, plain=plain)])
+        fig = faithfulness_fig.methods_figure(rows, f"Faithfulness on {n} test images, depth {depth}, ranked by "
+                                                    f"the {sign} map, means with 95% bootstrap intervals")
         return fig, table, "\n\n".join([text.faithfulness_reading(plain, residual, rows, diff, n), info,
                                           self._missing(data)])
 

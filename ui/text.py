@@ -219,42 +219,44 @@ def _iv(v: dict) -> str:
     return f"{v['mean']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
 
 
+DIFF_HEADER = "Δ vs own random order: {residual} − {plain}"
+
+
 def faithfulness_table(plain: str, residual: str, rows: dict, diff: dict) -> list[list]:
-    """[method, curve, plain, residual, residual - plain] per method and curve; each cell 'mean [95% interval]'."""
+    """[method, curve, plain, residual, paired difference (research.faithfulness.paired)] per method
+    and curve; each cell 'mean [95% interval]'."""
     return [[m, curve, _iv(rows[plain][curve][m]), _iv(rows[residual][curve][m]), _iv(diff[curve][m])]
             for m in rows[residual]["deletion"] for curve in ("deletion", "insertion")]
 
 
 def faithfulness_reading(plain: str, residual: str, rows: dict, diff: dict, n: int) -> str:
-    """What the study says, from its numbers: for how many methods the residual net's maps are more (or
-    less) faithful than the plain net's, beyond the 95% interval of the paired difference, by each
-    curve; then, per net, how many methods beat its own random order at all."""
+    """What the study says, from its numbers, in one sentence: for how many methods the residual net's
+    maps are more (or less) faithful than the plain net's beyond the 95% interval of the paired
+    difference (each net against its own random order), by each curve; then a caveat where most
+    methods lose to the random order by deletion."""
     methods = [m for m in diff["deletion"] if m != faithfulness.RANDOM]
     better = {"deletion": lambda v: v["high"] < 0, "insertion": lambda v: v["low"] > 0}
     worse = {"deletion": lambda v: v["low"] > 0, "insertion": lambda v: v["high"] < 0}
-    parts = [f"by {c}, more faithful for {sum(better[c](diff[c][m]) for m in methods)} and less for "
-             f"{sum(worse[c](diff[c][m]) for m in methods)} of {len(methods)} methods" for c in ("deletion", "insertion")]
-
-    def beats(net, curve):
-        r = rows[net][curve][faithfulness.RANDOM]["mean"]
-        return sum((rows[net][curve][m]["mean"] < r) if curve == "deletion" else (rows[net][curve][m]["mean"] > r)
-                   for m in methods)
-    ref = "; ".join(f"`{net}`: {beats(net, 'deletion')} by deletion, {beats(net, 'insertion')} by insertion"
-                    for net in (plain, residual))
-    caveat = (" Most methods lose to the random order by deletion: scattered mean-colour pixels probably take the "
-              "image off the training distribution faster than a map's order does (the known weakness of deletion "
-              "without retraining, Hooker et al. 2019), so read deletion with care."
-              if any(beats(net, "deletion") < len(methods) / 2 for net in (plain, residual)) else "")
-    return (f"**Reading:** on {n} test images, `{residual}`'s maps against `{plain}`'s (95% bootstrap interval "
-            f"of the paired difference excluding zero): {parts[0]}; {parts[1]}. Methods whose mean AUC beats the "
-            f"net's own random order: {ref}, of {len(methods)}.{caveat}")
+    parts = [f"more faithful for {sum(better[c](diff[c][m]) for m in methods)} and less for "
+             f"{sum(worse[c](diff[c][m]) for m in methods)} of {len(methods)} methods by {c}"
+             for c in ("deletion", "insertion")]
+    losing = [net for net in (plain, residual) if sum(rows[net]["deletion"][m]["mean"] <
+                                                      rows[net]["deletion"][faithfulness.RANDOM]["mean"]
+                                                      for m in methods) < len(methods) / 2]
+    caveat = (f" By deletion most methods lose to the random order ({', '.join(f'`{n}`' for n in losing)}): "
+              "scattered mean-colour pixels probably take the image off the training distribution faster than "
+              "a map's order does (deletion without retraining; Hooker et al. 2019), so read deletion with care."
+              if losing else "")
+    return (f"**Reading:** on {n} test images, each net against its own random order, `{residual}`'s maps are "
+            f"{parts[0]} and {parts[1]} than `{plain}`'s (95% bootstrap interval of the paired difference "
+            f"excluding zero).{caveat}")
 
 
 def faithfulness_markdown(plain: str, residual: str, rows: dict, diff: dict) -> list[str]:
     """The study as a Markdown table (the README's): per method, each curve's mean AUC of both nets
     and the paired difference with its 95% interval."""
-    lines = [f"| method | deletion {plain} | deletion {residual} | Δ deletion | insertion {plain} | "
-             f"insertion {residual} | Δ insertion |", "|---|---|---|---|---|---|---|"]
+    lines = [f"| method | deletion {plain} | deletion {residual} | Δ deletion vs own random | insertion {plain} | "
+             f"insertion {residual} | Δ insertion vs own random |", "|---|---|---|---|---|---|---|"]
     for m in rows[residual]["deletion"]:
         cells = [f"{rows[n][c][m]['mean']:.3f}" for c in ("deletion", "insertion") for n in (plain, residual)]
         lines.append(f"| {m} | {cells[0]} | {cells[1]} | {_iv(diff['deletion'][m])} | {cells[2]} | {cells[3]} | "
