@@ -59,11 +59,12 @@ INTRO = {
                  f"too, and nets at init take their BN statistics from {shattered.CALIBRATION_IMAGES} real CIFAR "
                  "test images. The contrast is theirs; the numbers are not comparable with theirs.",
     "faithfulness_study": "Which explanation to trust, plain vs residual. Each method's map of each test image "
-                    "(for the net's own prediction) is scored by deletion and insertion (Petsiuk et al. 2018): "
-                    "remove, or reveal, the pixels in the map's order, most important first, and watch the "
-                    "class probability. A faithful map makes it fall fast (low deletion AUC) and rise fast "
-                    "(high insertion AUC). Bars are means with 95% bootstrap intervals; the random order is "
-                    "each net's reference.",
+                          "(for the net's own prediction) is scored by deletion and insertion (Petsiuk et al. "
+                          "2018): remove, or reveal, the pixels in the map's order, most important first, and "
+                          "watch the class probability. A faithful map makes it fall fast (low deletion AUC) and "
+                          "rise fast (high insertion AUC). Bars are means with 95% bootstrap intervals. The random "
+                          "order is each net's reference: the Δ column compares the nets with each method's AUC "
+                          "taken against its own net's random order.",
     "vgg_vs_resnet": "Why ResNet is cheaper than VGG, and why 3×3: the paper's 34-layer nets need 3.6 G "
                      "multiply-adds, 18% of VGG-19's 19.6 G. Two stacked 3×3 layers see 5×5 with 18C² "
                      "parameters against 25C² for one 5×5 layer, and add a nonlinearity.",
@@ -243,7 +244,7 @@ def faithfulness_reading(plain: str, residual: str, rows: dict, diff: dict, n: i
     losing = [net for net in (plain, residual) if sum(rows[net]["deletion"][m]["mean"] <
                                                       rows[net]["deletion"][faithfulness.RANDOM]["mean"]
                                                       for m in methods) < len(methods) / 2]
-    caveat = (f" By deletion most methods lose to the random order ({', '.join(f'`{n}`' for n in losing)}): "
+    caveat = (f" By deletion most methods lose to the random order ({', '.join(f'`{net}`' for net in losing)}): "
               "scattered mean-colour pixels probably take the image off the training distribution faster than "
               "a map's order does (deletion without retraining; Hooker et al. 2019), so read deletion with care."
               if losing else "")
