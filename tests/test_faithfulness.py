@@ -6,6 +6,8 @@ ideal deletion order: the pixels' summed contributions, largest first (each step
 score away, and the probability is monotone in the logit). Integrated Gradients' order must reach that
 ideal AUC, on deletion and insertion, and a random or reversed order must score worse.
 """
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -98,7 +100,7 @@ def test_ties_fall_in_a_fixed_random_order_not_by_position():
 
 
 def test_every_method_is_scored_and_training_flags_are_restored(net):
-    model = net("resnet20")
+    model = copy.deepcopy(net("resnet20"))  # the shared net stays in eval mode for the other tests
     model.train()
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     maps, seconds = F.attribute_all(model, x, 3, ["Saliency", "Grad-CAM"])
@@ -145,7 +147,7 @@ def test_paired_differences_are_taken_against_each_nets_own_random_order():
 
 
 def test_study_records_each_sign_for_every_image(net):
-    model = net("resnet20")
+    model = copy.deepcopy(net("resnet20"))
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     res = F.study(model, x, ["Saliency", "Occlusion"], signs=("absolute", "all"))
     assert set(res["signs"]) == {"absolute", "all"} and len(res["predicted"]) == 2
