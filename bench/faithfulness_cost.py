@@ -19,10 +19,8 @@ Threads: the CPU quota (engine.settings), as the app runs.
 import argparse
 import io
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +33,10 @@ from engine.settings import Settings, set_threads  # noqa: E402
 from research import faithfulness  # noqa: E402
 from serving import attribution, files, images, overlay  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app_latency import median_ms as _median  # noqa: E402  (one warm-up call, then the median in ms)
+
 DEPTHS = (20, 110)
-
-
-def _median(fn, repeats: int) -> float:
-    fn()  # warm-up: oneDNN's set-up for this batch shape, Captum's first call
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
 
 
 def _photo() -> bytes:

@@ -186,21 +186,18 @@ def study(model, x: torch.Tensor, methods, signs=SIGNS, progress=None) -> dict:
     """Per-image AUCs over x (N x C x H x W, normalised), each image explained for the net's own
     prediction with the methods' default parameters (SmoothGrad's noise seeded per image), pixels
     ranked by each of `signs`: {"signs": {sign: {"deletion": {name: [N]}, "insertion": {...}}},
-    "predicted": [N], "seconds": {method: total attribution seconds}}."""
+    "predicted": [N]}."""
     with _evaluating(model), torch.no_grad():
         pred = torch.cat([model(x[i:i + BATCH]).argmax(1) for i in range(0, len(x), BATCH)]).tolist()
-    out = {"signs": {s: {"deletion": {}, "insertion": {}} for s in signs}, "predicted": pred,
-           "seconds": {m: 0.0 for m in methods}}
+    out = {"signs": {s: {"deletion": {}, "insertion": {}} for s in signs}, "predicted": pred}
     for i, target in enumerate(pred):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(i)
-            maps, seconds = attribute_all(model, x[i:i + 1], target, methods)
+            maps = attribute_all(model, x[i:i + 1], target, methods)[0]
         for sign in signs:
             for name, c in score(model, x[i:i + 1], target, maps, sign)["curves"].items():
                 for curve in ("deletion", "insertion"):
                     out["signs"][sign][curve].setdefault(name, []).append(round(c[f"{curve}_auc"], 5))
-        for m, sec in seconds.items():
-            out["seconds"][m] += sec
         if progress:
             progress(i + 1, len(pred))
     return out
@@ -213,6 +210,13 @@ def interval(values, boot: int = BOOTSTRAP, seed: int = 0, level: float = 0.95) 
     means = v[idx].mean(1)
     lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
     return {"mean": float(v.mean()), "low": float(lo), "high": float(hi), "n": int(len(v))}
+
+
+def one_image(curves: dict) -> dict:
+    """{curve: {name: {"mean", "low", "high"}}} of one image's curves (score's "curves"): summary's
+    layout, the interval collapsed to the AUC itself."""
+    return {c: {name: dict.fromkeys(("mean", "low", "high"), v[f"{c}_auc"]) for name, v in curves.items()}
+            for c in ("deletion", "insertion")}
 
 
 def summary(per_image: dict, boot: int = BOOTSTRAP) -> dict:

@@ -17,7 +17,7 @@ View formats (JSON): layer_responses {name: {"layers", "std", "kind"}}; lesion {
 vgg_vs_resnet {"table": arch_cost.table()}; shattered {f"{weights}{depth}": {"lines", "notes"}};
 faithfulness {name: faithfulness.study ("signs": {sign: {"deletion", "insertion": {method or RANDOM:
 [AUC per image]}}}, "predicted") + "labels", "kind", "depth", "step", "n_images", "images", and
-"seconds", the net's whole study (in place of the study's per-method attribution seconds)}.
+"seconds", the net's whole study}.
 """
 from __future__ import annotations
 

@@ -139,15 +139,17 @@ class Lab:
         spans.log()
         return labels[0], labels[1], seen, "\n\n".join(notes)
 
-    def _explain_args(self, plain, residual, method, target, display, sign, **sliders) -> dict:
-        """The attribution parameters of `method`, each control checked (a gr.Error names the bad one)."""
+    @staticmethod
+    def _explain_args(plain, residual, methods, target, display, sign, **sliders) -> dict:
+        """{method: its attribution parameters} for each of `methods`, every control checked first (a
+        gr.Error names the bad one)."""
         _check_pair(plain, residual)
         if display not in attribution.DISPLAYS or sign not in attribution.SIGNS:
             raise gr.Error(f"display must be one of {attribution.DISPLAYS}; sign one of {attribution.SIGNS}")
         if target != "predicted" and target not in CLASSES:
             raise gr.Error(f"target must be 'predicted' or one of {', '.join(CLASSES)}")
         try:
-            return attribution.check_params(method, **sliders)
+            return {m: attribution.check_params(m, **sliders) for m in methods}
         except attribution.AttributionError as e:
             raise gr.Error(str(e)) from None
 
@@ -160,9 +162,9 @@ class Lab:
 
     def explain(self, image, plain, residual, method, target, display, sign, ig_steps, nt_samples, nt_stdev,
                 occlusion_window, stage):
-        sliders = dict(ig_steps=ig_steps, nt_samples=nt_samples, nt_stdev=nt_stdev,
-                       occlusion_window=occlusion_window, stage=stage)
-        params = self._explain_args(plain, residual, method, target, display, sign, **sliders)
+        params = self._explain_args(plain, residual, [method], target, display, sign, ig_steps=ig_steps,
+                                    nt_samples=nt_samples, nt_stdev=nt_stdev, occlusion_window=occlusion_window,
+                                    stage=stage)[method]
         arr, _, photo, box = _load_photo(image)
         notes, curves = [], {}
 
@@ -171,8 +173,8 @@ class Lab:
             x = inputs(served, arr)
             attr, sec = attribution.attribute(served.model, x, method, CLASSES.index(cls), **params)
             t = time.perf_counter()
-            orders = {method: faithfulness.ranking(attr, sign), faithfulness.RANDOM: faithfulness.random_ranking(x[0, 0].numel())}
-            curves[name] = {**faithfulness.curves(served.model, x, orders, CLASSES.index(cls)), "kind": served.spec.kind}
+            curves[name] = {**faithfulness.score(served.model, x, CLASSES.index(cls), {method: attr}, sign),
+                            "kind": served.spec.kind}
             notes.append(text.explain_note(name, method, cls, p, sec, curves[name]["curves"], time.perf_counter() - t))
             slug = method.lower().replace(" ", "-")
             return (files.publish_png(attribution.render(attr, arr.transpose(1, 2, 0), display, sign), self.files, f"{slug}.png"),
@@ -187,8 +189,7 @@ class Lab:
         infidelity and sensitivity if `metrics`): the methods x nets chart, a table, notes."""
         sliders = dict(ig_steps=ig_steps, nt_samples=nt_samples, nt_stdev=nt_stdev,
                        occlusion_window=occlusion_window, stage=stage)
-        for method in attribution.METHODS:  # every method's parameters, before any work
-            self._explain_args(plain, residual, method, target, "blend", sign, **sliders)
+        self._explain_args(plain, residual, attribution.METHODS, target, "blend", sign, **sliders)  # before any work
         if not isinstance(metrics, bool):
             raise gr.Error("metrics must be true or false")
         arr, _ = _load(image)
@@ -200,8 +201,7 @@ class Lab:
             t = time.perf_counter()
             maps, seconds = faithfulness.attribute_all(served.model, x, idx, list(attribution.METHODS), sliders)
             res = faithfulness.score(served.model, x, idx, maps, sign)
-            rows[name] = {"kind": served.spec.kind, **{c: {m: {"mean": v[f"{c}_auc"], "low": v[f"{c}_auc"], "high": v[f"{c}_auc"]}
-                                                            for m, v in res["curves"].items()} for c in ("deletion", "insertion")}}
+            rows[name] = {"kind": served.spec.kind, **faithfulness.one_image(res["curves"])}
             for m, c in res["curves"].items():
                 extra = faithfulness.captum_metrics(served.model, x, idx, m, maps[m], sliders) \
                     if metrics and m in maps else {}

@@ -144,17 +144,19 @@ class Research:
                 raise gr.Error(str(e)) from None
             lines[name] = landscape.line(served.model, normalize(torch.as_tensor(x_u8), served.normalization),
                                          torch.as_tensor(y), landscape.LIVE_ALPHAS)
+        return landscape_fig.landscape_line_figure(lines), *self._surface(kind)
+
+    def _surface(self, kind) -> tuple:
+        """(the stored 2-D surface's figure, or None, its info line)."""
         data, info = self.store.lookup("landscape")
-        surf = landscape_fig.landscape_surface_figure(data, kind=kind) if data else None
-        return landscape_fig.landscape_line_figure(lines), surf, info
+        return (landscape_fig.landscape_surface_figure(data, kind=kind) if data else None), info
 
     def stored_landscape(self, kind="contour"):
         """The landscape tab as it opens: the stored 2-D surface; the live 1-D line (seconds of work)
         is left as it is until the button asks for it."""
         if kind not in ("contour", "surface"):
             raise gr.Error("kind must be 'contour' or 'surface'")
-        data, info = self.store.lookup("landscape")
-        surf = landscape_fig.landscape_surface_figure(data, kind=kind) if data else None
+        surf, info = self._surface(kind)
         return gr.skip(), surf, info + "\n\n" + text.LIVE_LINE
 
     def shattered(self, weights="trained", depth=20):
