@@ -3,7 +3,8 @@
 Data: `cifar-10-batches-bin/` (data_batch_1..5.bin, test_batch.bin; 10,000 records of 3,073 bytes:
 a label byte, then 1024 R, 1024 G, 1024 B bytes). Looked for in --data-dir, else $CIFAR10_DIR,
 else data/ at the project root. Each file's size (30,730,000 bytes) is checked on load; MD5s on
-request. `python -m engine.data download [DIR]` fetches the official tarball (MD5-checked).
+request. `python -m engine.data download [DIR]` fetches the official tarball (MD5-checked);
+with --cifar10c it also fetches CIFAR-10-C (engine/cifar10c.py) into DIR/CIFAR-10-C.
 
 Checks held by tests/test_data.py: exactly 5,000 training and 1,000 test images per class; training
 channel means [125.307, 122.950, 113.865] and stds [62.993, 62.089, 66.705] on the 0-255 scale.
@@ -244,6 +245,7 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("download", help="fetch the official binary tarball (needs internet)")
     d.add_argument("dir", nargs="?", default=str(PROJECT / "data"))
+    d.add_argument("--cifar10c", action="store_true", help="also fetch CIFAR-10-C, 2.9 GB, from Zenodo; MD5-checked")
     c = sub.add_parser("check", help="check sizes, MD5s and per-class counts of a local copy")
     c.add_argument("dir", nargs="?", default=None)
     m = sub.add_parser("sample", help="write the app's test sample (8 test images per class)")
@@ -252,6 +254,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.cmd == "download":
         download(args.dir)
+        if args.cifar10c:
+            from engine import cifar10c  # lazily: it is optional, and may import from this module
+            cifar10c.download(args.dir)
         return
     if args.cmd == "sample":
         print(make_sample(Path(args.out), data_dir=args.data_dir))
