@@ -2,10 +2,10 @@
 
     python app.py        # http://127.0.0.1:7860 (a Hugging Face Space runs this file as it is)
 
-Four tabs on the uploaded image, each also a public API (gradio_client): classify, explain (and its
-faithfulness scores of every method), architecture, gradient_flow (handlers: ui/lab.py); then the
-research tabs of ui/research_tabs.py (results, curves, layer_responses, lesion, landscape,
-shattered, faithfulness_study, vgg_vs_resnet).
+Five tabs on the uploaded image, each also a public API (gradio_client): classify, explain (and its
+faithfulness scores of every method), corrupt (ui/corrupt.py), architecture, gradient_flow (handlers:
+ui/lab.py); then the research tabs of ui/research_tabs.py (results, curves, layer_responses, lesion,
+landscape, shattered, faithfulness_study, robustness, vgg_vs_resnet).
 This file only wires: images are decoded by serving.images, models served by serving.zoo,
 attributions by serving.attribution, analysis by engine.introspection, plots by figures/, text by
 ui/text.py, and ui/page.py's script keeps each figure at its component's width. Every handler that
@@ -23,13 +23,14 @@ import logging  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from engine import models  # noqa: E402
+from engine import corruptions, models  # noqa: E402
 from engine.data import CLASSES  # noqa: E402
 from engine.settings import Settings, set_threads  # noqa: E402
 from serving import attribution, images  # noqa: E402
 from serving.worker import Worker  # noqa: E402
 from serving.zoo import Zoo  # noqa: E402
-from ui import page, text  # noqa: E402
+from ui import page, robustness_text, text  # noqa: E402
+from ui.corrupt import CONTROLS as CORRUPT, MAX_SEED, Corrupt  # noqa: E402
 from ui.lab import BN_MODES, EXPLAIN, FLOW, PLAIN, RESIDUAL, Lab, examples  # noqa: E402
 from ui.research_tabs import research_tabs  # noqa: E402
 
@@ -138,6 +139,32 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
                                                       nt_samples, nt_stdev, occ, stage],
                         [faith_plot, faith_table, faith_info], api_name="faithfulness", preprocess=False,
                         concurrency_id="models")
+        with gr.Tab("Corrupt"):
+            gr.Markdown(text.INTRO["corrupt"])
+            with gr.Row():
+                corruption = gr.Dropdown([(c.title, c.name) for c in corruptions.CORRUPTIONS.values()],
+                                         value=CORRUPT["corruption"], label="Corruption")
+                severity = gr.Slider(1, 5, value=CORRUPT["severity"], step=1, label="Severity (CIFAR-10-C's levels)")
+                seed = gr.Number(value=CORRUPT["seed"], precision=0, minimum=0, maximum=MAX_SEED,
+                                 label="Seed (noise and elastic)")
+            corrupt_btn = gr.Button("Corrupt", variant="primary", elem_id="corrupt-btn")
+            with gr.Row():
+                corrupted = gr.Image(label="Corrupted: what the nets see (32×32)", height=160, interactive=False,
+                                     elem_id="corrupt-seen")
+                cor_p = gr.Label(num_top_classes=5, label="Plain", elem_id="corrupt-plain")
+                cor_r = gr.Label(num_top_classes=5, label="Residual", elem_id="corrupt-residual")
+            cor_plot = gr.Plot(label="Confidence across severities", show_label=False, elem_id="corrupt-plot")
+            cor_info = gr.Markdown(elem_id="corrupt-info")
+            with gr.Accordion("The corruptions and their levels", open=False):
+                gr.Markdown(robustness_text.levels_markdown())
+            corrupt = Corrupt(lab)
+            cor_in, cor_out = [image, plain, residual, corruption, severity, seed], [corrupted, cor_p, cor_r, cor_plot,
+                                                                                    cor_info]
+            corrupt_btn.click(on_worker(corrupt.corrupt), cor_in, cor_out, api_name="corrupt", preprocess=False,
+                              concurrency_id="models")
+            for control in (severity.release, corruption.input):  # moving a control re-runs it on the upload
+                control(on_worker(corrupt.on_change), cor_in, cor_out, api_visibility="private", preprocess=False,
+                        concurrency_id="models")
         with gr.Tab("Architecture"):
             gr.Markdown(text.INTRO["architecture"])
             gr.Markdown(text.BLOCK_DIAGRAM)
@@ -165,6 +192,7 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
                            api_name="gradient_flow", preprocess=False, concurrency_id="models")
         research_tabs(zoo, lab.worker, lab.files)
         demo.load(None, js=page.FIT_PLOTS, api_visibility="private", queue=False)  # figures follow their width
+        demo.load(None, js=page.PIXELATED, api_visibility="private", queue=False)  # 32x32 images drawn as pixels
     return demo, lab
 
 

@@ -42,6 +42,12 @@ BENCHMARK = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "g
              "elastic_transform", "pixelate", "jpeg_compression")
 EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 CORRUPTIONS = BENCHMARK + EXTRA
+FAMILY = {  # the paper's four groups (Fig. 1); the extra ones by kind
+    **dict.fromkeys(("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"), "noise"),
+    **dict.fromkeys(("defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "gaussian_blur"), "blur"),
+    **dict.fromkeys(("snow", "frost", "fog", "brightness", "spatter"), "weather"),
+    **dict.fromkeys(("contrast", "elastic_transform", "pixelate", "jpeg_compression", "saturate"), "digital"),
+}
 
 
 class OfficialSetError(ValueError):

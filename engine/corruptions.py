@@ -40,7 +40,7 @@ SOURCE = "CIFAR-10-C, Hendrycks & Dietterich (ICLR 2019): make_cifar_c.py, githu
 class Corruption:
     name: str  # the CIFAR-10-C file stem
     title: str
-    family: str  # noise, blur, digital (as in the paper's figure 1)
+    family: str  # noise, blur, weather, digital (engine.cifar10c.FAMILY, as in the paper's Fig. 1)
     parameter: str  # what each level is
     levels: tuple  # severities 1..5
     fn: Callable  # (x float N x 3 x H x W in [0, 1] or uint8 for PIL ones, level, generator) -> image
@@ -187,7 +187,7 @@ CORRUPTIONS = {c.name: c for c in (
                differs="torch's bilinear resize (corners aligned) where SciPy's order-1 zoom was used"),
     Corruption("gaussian_blur", "Gaussian blur", "blur", "σ of the Gaussian (px)",
                (0.4, 0.6, 0.7, 0.8, 1.0), _gaussian_blur),
-    Corruption("brightness", "Brightness", "digital", "added to HSV value",
+    Corruption("brightness", "Brightness", "weather", "added to HSV value",
                (0.05, 0.10, 0.15, 0.20, 0.30), _brightness),
     Corruption("contrast", "Contrast", "digital", "factor on each channel's distance from its mean",
                (0.75, 0.5, 0.4, 0.3, 0.15), _contrast),

@@ -1,6 +1,7 @@
 """The research package's one I/O module: compute the views once, store them stamped, read them back.
 
-    python -m research.precompute [--views layer_responses lesion landscape vgg_vs_resnet shattered faithfulness]
+    python -m research.precompute [--views layer_responses lesion landscape vgg_vs_resnet shattered faithfulness
+                                           robustness]
                                   [--checkpoints DIR] [--data-dir DIR] [--out DIR]
 
 Each view is computed from the checkpoint folders (settings.checkpoints) and CIFAR-10
@@ -17,7 +18,9 @@ View formats (JSON): layer_responses {name: {"layers", "std", "kind"}}; lesion {
 vgg_vs_resnet {"table": arch_cost.table()}; shattered {f"{weights}{depth}": {"lines", "notes"}};
 faithfulness {name: faithfulness.study ("signs": {sign: {"deletion", "insertion": {method or RANDOM:
 [AUC per image]}}}, "predicted") + "labels", "kind", "depth", "step", "n_images", "images", and
-"seconds", the net's whole study}.
+"seconds", the net's whole study}; robustness {"generated": robustness.study ("clean", "errors") + "nets"
+{name: {"kind", "depth"}}, "n_images", "images", "seed", "levels" (engine.corruptions.table()), "label",
+"seconds"; "official": the same from the official CIFAR-10-C files, or None; "official_note"}.
 """
 from __future__ import annotations
 
@@ -29,10 +32,10 @@ from pathlib import Path
 
 import torch
 
-from engine import checkpoints, models
+from engine import checkpoints, cifar10c, corruptions, models
 from engine.data import DataMissingError, load_sample, load_split, normalize
 from engine.settings import Settings, set_threads
-from research import arch_cost, faithfulness, landscape, lesion, shattered, study
+from research import arch_cost, faithfulness, landscape, lesion, robustness, shattered, study
 from serving.attribution import METHODS
 
 
@@ -211,12 +214,42 @@ def faithfulness_study(s: Settings, n_images: int = 500):
     return out, list(out)
 
 
+def robustness_study(s: Settings, n_images: int = 10_000, seed: int = 0):
+    """Every shipped net's error on the first n_images test images under each corruption of
+    engine.corruptions at each severity (generated here, seeded), and under the official CIFAR-10-C
+    files if they are in <data dir>/CIFAR-10-C (its 15 benchmark corruptions that are present)."""
+    nets = {name: (ck.model.eval(), ck.normalization) for name, ck in _loaded(s)}
+    if not nets:
+        return {}, []
+    x, y = load_split("test", s.data_dir)
+    x, y = x[:n_images], y[:n_images]
+    about = {"nets": {n: {"kind": m.spec.kind, "depth": m.spec.depth} for n, (m, _) in nets.items()},
+             "n_images": int(len(y)), "images": f"first {len(y)} of the CIFAR-10 test set"}
+
+    def run(sets, label, **extra):
+        t = time.perf_counter()
+        res = robustness.study(nets, x, y, sets, progress=lambda c, sev: print(
+            f"robustness ({label}): {c} severity {sev}, {time.perf_counter() - t:.0f} s", flush=True))
+        return {**res, **about, **extra, "label": label, "seconds": round(time.perf_counter() - t, 1)}
+    out = {"generated": run(robustness.generated(x, seed=seed), "CIFAR-10-C-style (generated here)", seed=seed,
+                            levels=corruptions.table())}
+    folder = cifar10c.find(s.data_dir)
+    names = [c for c in cifar10c.available(folder) if c in cifar10c.BENCHMARK] if folder else []
+    out["official"] = run(robustness.official(folder, y, names), "official CIFAR-10-C", folder=str(folder)) \
+        if names else None
+    out["official_note"] = (f"official CIFAR-10-C: {len(names)} of its {len(cifar10c.BENCHMARK)} benchmark "
+                            f"corruptions, from {folder}") if names else \
+        "official CIFAR-10-C: not found (python -m engine.data download --cifar10c puts it in data/CIFAR-10-C)"
+    return out, list(nets)
+
+
 def costs(s: Settings):
     return {"table": arch_cost.table()}, []
 
 
 VIEWS = {"layer_responses": layer_responses, "lesion": lesions, "landscape": surfaces,
-         "vgg_vs_resnet": costs, "shattered": gradient_lines, "faithfulness": faithfulness_study}
+         "vgg_vs_resnet": costs, "shattered": gradient_lines, "faithfulness": faithfulness_study,
+         "robustness": robustness_study}
 
 
 def main(argv=None):

@@ -78,6 +78,8 @@ def test_public_endpoints_and_their_parameters(client):
                           "nt_stdev", "occlusion_window", "stage"],
         "/landscape": ["kind"], "/shattered": ["weights", "depth"], "/vgg_vs_resnet": ["channels"],
         "/faithfulness_study": ["depth", "sign"],
+        "/corrupt": ["image", "plain", "residual", "corruption", "severity", "seed"],
+        "/robustness": ["depth", "source"],
     }
 
 

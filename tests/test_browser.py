@@ -1,5 +1,5 @@
 """The page in a real browser: headless Debian chromium driven by Playwright. Upload a photo, go
-through the four tabs and the research tabs, check what each result shows (the models' lines, the
+through the five tabs and the research tabs, check what each result shows (the models' lines, the
 plots' traces), show every hostile upload of tests/support.BAD with its own whole message (the app's,
 or the page's own file-type refusal for files that are not image/*), and save a screenshot of each
 step to screenshots/ (git-ignored). Skips only where chromium or playwright is not installed; .ci/run
@@ -35,7 +35,7 @@ def _traces(page, selector) -> list:
     return plot.evaluate("el => el.data.map(d => d.name === undefined ? null : d.name)")
 
 
-def test_walk_through_the_four_tabs(page):
+def test_walk_through_the_five_tabs(page):
     """The shipped pair at the page's default depth (20), on the example photo of a cat."""
     page.locator("#upload input[type=file]").set_input_files(str(ROOT / "assets/examples/photo_cat.jpg"))
     page.locator("#upload img").first.wait_for()
@@ -70,13 +70,24 @@ def test_walk_through_the_four_tabs(page):
     page.locator("#faith-info").get_by_text("resnet20").wait_for()
     page.screenshot(path=SHOTS / "2-explain-faithfulness.png", full_page=True)
 
-    page.get_by_role("tab", name="Architecture").click()
+    open_tab(page, "Corrupt")
+    page.locator("#corrupt-btn").click()
+    page.locator("#corrupt-info").get_by_text("resnet20").wait_for()
+    assert page.locator("#corrupt-seen img").first.evaluate("el => [el.naturalWidth, el.naturalHeight]") == [32, 32]
+    assert page.locator("#corrupt-seen img").first.evaluate("el => getComputedStyle(el).imageRendering") == "pixelated"
+    assert re.match(r"Residual \w+ \w+ \d+%", _text(page.locator("#corrupt-residual")))
+    assert _traces(page, "#corrupt-plot") == ["plain20: p(cat)", "resnet20: p(cat)"]
+    info = _text(page.locator("#corrupt-info"))
+    assert info.startswith("Gaussian noise, severity 3: σ of the added noise (0–1 scale) = 0.08; seed 0"), info
+    page.screenshot(path=SHOTS / "2-corrupt.png", full_page=True)
+
+    open_tab(page, "Architecture")
     page.locator("#arch-btn").click()
     names = _traces(page, "#arch-plot")
     assert len(names) == 8 and {n.split()[0] for n in names} == {"plain20", "resnet20"}, names
     page.screenshot(path=SHOTS / "3-architecture.png", full_page=True)
 
-    page.get_by_role("tab", name="Gradient flow").click()
+    open_tab(page, "Gradient flow")
     page.locator("#flow-btn").click()
     assert _traces(page, "#flow-plot") == ["plain110 (init)", "resnet110 (init)"]  # the tab's defaults
     page.locator("#flow-info").get_by_text("First-conv gradient").wait_for()
@@ -94,6 +105,7 @@ RESEARCH = [("Results", "#results-btn", "#results-table table"), ("Training curv
             ("Loss landscape", "#landscape-btn", "#landscape-plot .js-plotly-plot"),
             ("Shattered gradients", "#shattered-btn", "#shattered-plot .js-plotly-plot"),
             ("Attribution faithfulness", "#study-btn", "#study-plot .js-plotly-plot"),
+            ("Corruptions", "#robustness-btn", "#robustness-plot .js-plotly-plot"),
             ("VGG vs ResNet", "#vgg-btn", "#vgg-plot .js-plotly-plot")]
 
 

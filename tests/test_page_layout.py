@@ -1,6 +1,6 @@
 """The page's layout in headless Chromium, at a laptop's width (1280 px) and a phone's (390 px).
 
-Each walk uploads the example photo and opens every tab: the four image tabs, clicking each one's
+Each walk uploads the example photo and opens every tab: the five image tabs, clicking each one's
 button, then every research tab of ui.research_tabs.VIEWS, where opening alone must show the view's
 ready data (a figure, or a filled table; or notes saying why the data is not there), and the button
 is clicked only for figures that are computed live (the loss landscape's 1-D line). A full-page
@@ -33,6 +33,7 @@ def _research():
 # (tab, its button, a selector that shows its result, the plots it draws, whether opening shows them)
 TABS = [("Classify", "#classify-btn", "#label-residual >> text=%", 0, False),
         ("Explain", "#explain-btn", "#attr-residual img", 0, False),
+        ("Corrupt", "#corrupt-btn", None, 1, False),
         ("Architecture", "#arch-btn", None, 3, False),
         ("Gradient flow", "#flow-btn", None, 2, False),
         *_research()]

@@ -72,3 +72,29 @@ def test_faithfulness_view_on_a_subset(tmp_path, cifar_dir):
     assert len(data["plain20"]["signs"]["all"]["insertion"]["Occlusion"]) == 2
     shutil.rmtree(tmp_path / "plain20")  # no complete pair: nothing to compare
     assert precompute.faithfulness_study(Settings(checkpoints=tmp_path, data_dir=cifar_dir)) == ({}, [])
+
+
+def test_robustness_view_on_a_subset(tmp_path, cifar_dir, monkeypatch):
+    from engine import cifar10c, corruptions
+
+    shutil.copytree(checkpoints.DEFAULT_ROOT / "resnet20", tmp_path / "resnet20")
+    s = Settings(checkpoints=tmp_path, data_dir=cifar_dir)
+    data, names = precompute.robustness_study(s, n_images=8)
+    gen = data["generated"]
+    assert names == ["resnet20"] and gen["nets"] == {"resnet20": {"kind": "residual", "depth": 20}}
+    assert gen["label"] == "CIFAR-10-C-style (generated here)" and gen["n_images"] == 8 and gen["seed"] == 0
+    assert list(gen["errors"]["resnet20"]) == list(corruptions.CORRUPTIONS)
+    assert all(len(v) == 5 for v in gen["errors"]["resnet20"].values()) and gen["levels"] == corruptions.table()
+    assert data["official"] is None and "not found" in data["official_note"]
+    # an official set present (faked): only its benchmark corruptions, read from its files
+    x, y = (a[:8] for a in precompute.load_split("test", cifar_dir))
+    monkeypatch.setattr(cifar10c, "find", lambda d: tmp_path)
+    monkeypatch.setattr(cifar10c, "available", lambda folder: ["fog", "speckle_noise"])
+    monkeypatch.setattr(cifar10c, "load", lambda folder, c, sev, n: (x[:n], y[:n]))
+    data, _ = precompute.robustness_study(s, n_images=8)
+    off = data["official"]
+    assert off["label"] == "official CIFAR-10-C" and list(off["errors"]["resnet20"]) == ["fog"]
+    assert off["errors"]["resnet20"]["fog"] == [off["clean"]["resnet20"]] * 5  # the clean images, as faked
+    assert data["official_note"].startswith("official CIFAR-10-C: 1 of its 15 benchmark corruptions")
+    shutil.rmtree(tmp_path / "resnet20")
+    assert precompute.robustness_study(s) == ({}, [])

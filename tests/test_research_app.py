@@ -1,7 +1,8 @@
 """The research tabs' endpoints through gradio_client, on the shipped checkpoints and assets/research.
 
 Each view must render from shipped data (or say precisely what is missing) and its endpoint name is
-public: results, curves, layer_responses, lesion, landscape, shattered, faithfulness_study, vgg_vs_resnet.
+public: results, curves, layer_responses, lesion, landscape, shattered, faithfulness_study, robustness,
+vgg_vs_resnet.
 Opening a tab without its data puts the reason in the view's notes instead of an error.
 """
 import csv
@@ -182,3 +183,27 @@ def test_a_tab_opening_without_its_data_says_why_in_its_notes(tmp_path):
     assert notes.startswith("No current lesion data")
     line, surface, info = Research(Zoo(Settings()), tmp_path / "files").stored_landscape("contour")
     assert line == gr.skip() and surface.data and "press **Show landscape**" in info
+
+
+def test_robustness_reads_the_stored_study(client):
+    from research import robustness
+
+    stored = Store(Settings()).load("robustness")
+    assert stored is not None, "stale or missing: run python -m research.precompute --views robustness"
+    heat, depth, table, note = client.predict(None, "generated", api_name="/robustness")  # None: the deepest pair
+    gen, plain, residual = stored["generated"], "plain20", "resnet20"
+    assert table["headers"] == ["corruption", "family", f"{plain} error %", f"{residual} error %",
+                                "residual − plain (points)"]
+    assert len(table["data"]) == len(gen["errors"][plain]) + 2  # each corruption, the mCE, clean
+    s = robustness.summary(gen["clean"][residual], gen["errors"][residual])
+    assert table["data"][-2][3] == round(s["mce"], 2) and table["data"][-1][3] == round(gen["clean"][residual], 2)
+    assert table["data"][0][:2] == ["Gaussian noise", "noise"]
+    assert table["data"][0][3] == round(sum(gen["errors"][residual]["gaussian_noise"]) / 5, 2)
+    assert [t["type"] for t in _fig(heat)["data"]] == ["heatmap"] * 3
+    assert {t["name"] for t in _fig(depth)["data"]} == {"plain", "residual"}
+    assert note.startswith(f"On {gen['n_images']} test images (CIFAR-10-C-style (generated here)), `{residual}` has")
+    if stored["official"] is None:
+        with pytest.raises(AppError, match="official CIFAR-10-C: not found"):
+            client.predict(None, "official", api_name="/robustness")
+    with pytest.raises(AppError, match="No corruption study is stored for depth 110"):
+        client.predict(110, "generated", api_name="/robustness")

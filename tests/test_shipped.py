@@ -63,3 +63,40 @@ def test_readme_faithfulness_table_is_the_stored_study(sign):
         block = readme.split(f"<!-- faithfulness {plain} {residual} {sign} -->\n", 1)[1].split("\n<!--", 1)[0]
         table = text.faithfulness_markdown(plain, residual, *faithfulness.compare(stored, plain, residual, sign)[:2])
         assert block.strip().splitlines() == table
+
+
+def _robustness_tables(entry):
+    """{(plain, residual): the README's Markdown table} of every shipped pair in a stored study entry."""
+    from research import robustness
+    from ui import robustness_text as text
+
+    out = {}
+    for d in models.DEPTHS:
+        plain, residual = models.pair(d)
+        if {plain, residual} <= set(entry["nets"]):
+            cmp = robustness.compare(entry, plain, residual, entry["n_images"])
+            names = list(entry["errors"][plain])
+            rows = text.robustness_rows(cmp, text.titles(names), text.families(names), plain, residual)
+            out[plain, residual] = text.robustness_table(rows, plain, residual)
+    return out
+
+
+def test_robustness_study_covers_every_shipped_model_and_the_readme_is_it():
+    """The stored corruption study (assets/research/robustness.json): every shipped model, at least
+    2,000 test images, made with the corruption levels engine/corruptions.py has now; the README's
+    tables are what the Corruptions tab shows for each shipped pair."""
+    from engine import corruptions
+    from engine.settings import Settings
+    from research.precompute import Store
+
+    stored = Store(Settings()).load("robustness")
+    assert stored, "stale or missing: run python -m research.precompute --views robustness"
+    gen = stored["generated"]
+    assert set(gen["nets"]) == {f.name for f in SHIPPED} and gen["n_images"] >= 2000
+    assert {r["name"]: r["levels"] for r in gen["levels"]} == {r["name"]: r["levels"] for r in corruptions.table()}
+    readme = (checkpoints.DEFAULT_ROOT.parent / "README.md").read_text()
+    tables = _robustness_tables(gen)
+    assert tables
+    for (plain, residual), table in tables.items():
+        block = readme.split(f"<!-- robustness {plain} {residual} generated -->\n", 1)[1].split("\n<!--", 1)[0]
+        assert block.strip() == table

@@ -5,8 +5,15 @@ resizes, but a figure drawn while its tab is hidden (a result that arrives after
 another tab) is drawn at Plotly's default 700 px and stays so when the tab is shown, and a window
 resize skips hidden figures. FIT_PLOTS (app.py runs it once when the page loads, as a JS-only load
 event) watches every Plotly container with a ResizeObserver and redraws a figure whose width no
-longer matches its container's. tests/test_page_layout.py holds the page to it.
+longer matches its container's. tests/test_page_layout.py holds the page to it. PIXELATED (another
+JS-only load event) draws the 32x32 images (the Corrupt tab's) as blocks of pixels, not smoothed.
 """
+
+PIXELATED = """() => {
+  const style = document.createElement('style');
+  style.textContent = '#corrupt-seen img { image-rendering: pixelated; }';
+  document.head.appendChild(style);
+}"""
 
 FIT_PLOTS = """() => {
   const fit = new ResizeObserver(entries => {

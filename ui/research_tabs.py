@@ -2,7 +2,8 @@
 
 Results (Table 6), Training curves (Fig. 6), Layer responses (Fig. 7), Lesions (Veit et al. 2016),
 Loss landscape (Li et al. 2018), Shattered gradients (Balduzzi et al. 2017), Attribution faithfulness
-(deletion and insertion, Petsiuk et al. 2018), VGG vs ResNet (Sec. 3.3).
+(deletion and insertion, Petsiuk et al. 2018), Corruptions (CIFAR-10-C, Hendrycks & Dietterich 2019),
+VGG vs ResNet (Sec. 3.3).
 Each view is a public endpoint named by its key. Heavy views read the stored results of
 research/precompute.py (stamped by checkpoint sha256); the rest compute live on the shipped test
 sample. Every view says which models it is missing. Opening a tab shows its view at once (a private
@@ -21,16 +22,18 @@ import torch
 
 from engine import checkpoints, models
 from engine.data import normalize
-from figures import cost, faithfulness as faithfulness_fig, landscape as landscape_fig, probes, study as study_fig
-from research import arch_cost, faithfulness, landscape, shattered, study
+from figures import (cost, faithfulness as faithfulness_fig, landscape as landscape_fig, probes,
+                     robustness as robustness_fig, study as study_fig)
+from research import arch_cost, faithfulness, landscape, robustness, shattered, study
 from research.precompute import Store
 from serving import files
 from serving.worker import Worker
 from serving.zoo import ModelUnavailable, Zoo
-from ui import text
+from ui import robustness_text, text
 
 LINE_IMAGES = 32  # test-sample images for the live 1-D landscape
 WANTED = [n for d in models.DEPTHS for n in models.pair(d)]  # every view's models, paper order
+SOURCES = {"generated": "CIFAR-10-C-style (generated here)", "official": "official CIFAR-10-C"}
 
 
 def check_depth(value) -> int:
@@ -84,6 +87,11 @@ VIEWS = (
          (lambda: gr.Radio(list(models.DEPTHS), value=None, label="Depth (default: the deepest pair studied)"),
           lambda: gr.Radio(list(faithfulness.SIGNS), value=faithfulness.SIGNS[0],
                            label="Pixels ranked by (absolute: magnitude; all: signed, evidence for the class first)"))),
+    View("robustness", "Corruptions", "Show corruption study", "robustness",
+         (_plot("robustness-plot"), _plot("robustness-depth"),
+          lambda: gr.Dataframe(label="Mean error over the 5 severities", elem_id="robustness-table"), gr.Markdown),
+         (lambda: gr.Radio(list(models.DEPTHS), value=None, label="Depth (default: the deepest pair studied)"),
+          lambda: gr.Radio(list(SOURCES), value="generated", label="Source (official: CIFAR-10-C's own files)"))),
     View("vgg_vs_resnet", "VGG vs ResNet", "Compare", "vgg",
          (_plot("vgg-plot"), _plot(), lambda: gr.Dataframe(headers=["arch", "params", "multiply-adds"])),
          (lambda: gr.Slider(1, 1024, value=64, step=1, label="Channels C (for the 3×3 stack calculator)"),)),
@@ -202,6 +210,31 @@ class Research:
                                                     f"the {sign} map, means with 95% bootstrap intervals")
         return fig, table, "\n\n".join([text.faithfulness_reading(plain, residual, rows, diff, n), info,
                                           self._missing(data)])
+
+    def robustness(self, depth=None, source="generated"):
+        if source not in SOURCES:
+            raise gr.Error(f"source must be one of {list(SOURCES)}")
+        data, info = self._stored("robustness")
+        entry = data.get(source)
+        if not entry:
+            raise gr.Error(data.get("official_note") or f"No {SOURCES[source]} study is stored.")
+        pairs = [d for d in models.DEPTHS if set(models.pair(d)) <= set(entry["nets"])]
+        depth = (pairs[-1] if pairs else None) if depth in (None, "") else check_depth(depth)
+        if depth not in pairs:
+            raise gr.Error(f"No corruption study is stored for depth {depth}; stored: {pairs or 'none'}")
+        plain, residual = models.pair(depth)
+        cmp = robustness.compare(entry, plain, residual, entry["n_images"])
+        titles, families = robustness_text.titles(entry["errors"][plain]), robustness_text.families(entry["errors"][plain])
+        rows = robustness_text.robustness_rows(cmp, titles, families, plain, residual)
+        table = pd.DataFrame(rows, columns=[h.format(plain=plain, residual=residual) for h in robustness_text.HEADERS])
+        what = f"{entry['label']}, {entry['n_images']} test images"
+        heat = robustness_fig.heatmap_figure(entry["errors"], titles, (plain, residual), f"Error % per corruption, {what}")
+        nets = [{"net": n, **about, "clean": entry["clean"][n],
+                 "mce": robustness.summary(entry["clean"][n], entry["errors"][n])["mce"]} for n, about in entry["nets"].items()]
+        per_depth = robustness_fig.depth_figure(nets, f"Clean and mean corruption error per depth, {what}")
+        notes = [robustness_text.robustness_reading(cmp, titles, plain, residual, entry["n_images"], entry["label"]),
+                 data.get("official_note", ""), info, self._missing(entry["nets"])]
+        return heat, per_depth, table, "\n\n".join(n for n in notes if n)
 
     def vgg_vs_resnet(self, channels=64):
         try:

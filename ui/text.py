@@ -65,6 +65,16 @@ INTRO = {
                           "rise fast (high insertion AUC). Bars are means with 95% bootstrap intervals. The random "
                           "order is each net's reference: the Δ column compares the nets with each method's AUC "
                           "taken against its own net's random order.",
+    "corrupt": "Which net breaks first? Corrupt the upload as CIFAR-10-C does (Hendrycks & Dietterich 2019: "
+               "noise, blur, weather and digital corruptions at five severities, with their published "
+               "levels) and watch both predictions. The chart follows each net's confidence in its "
+               "clean-image class from the clean image (0) to severity 5. Noise and the elastic warp are "
+               "random: the same seed gives the same image.",
+    "robustness": "CIFAR-10-C-style (generated here): the test images corrupted by this lab's implementation of "
+                  "CIFAR-10-C's corruptions, at the published levels; not the official set, whose files are "
+                  "used instead (the Source control) when they are in data/CIFAR-10-C. Errors are top-1, in %, "
+                  "per corruption and severity; the mean corruption error (mCE) is their plain mean, "
+                  "unnormalised.",
     "vgg_vs_resnet": "Why ResNet is cheaper than VGG, and why 3×3: the paper's 34-layer nets need 3.6 G "
                      "multiply-adds, 18% of VGG-19's 19.6 G. Two stacked 3×3 layers see 5×5 with 18C² "
                      "parameters against 25C² for one 5×5 layer, and add a nonlinearity.",
