@@ -162,7 +162,7 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
                                                                                     cor_info]
             corrupt_btn.click(on_worker(corrupt.corrupt), cor_in, cor_out, api_name="corrupt", preprocess=False,
                               concurrency_id="models")
-            for control in (severity.release, corruption.input):  # moving a control re-runs it on the upload
+            for control in (severity.release, corruption.input, seed.submit):  # a control moved: re-run on the upload
                 control(on_worker(corrupt.on_change), cor_in, cor_out, api_visibility="private", preprocess=False,
                         concurrency_id="models")
         with gr.Tab("Architecture"):

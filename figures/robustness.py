@@ -5,13 +5,14 @@
     heatmap_figure(errors, titles, pair, title)
                                         study: error % per corruption (rows) and severity (columns), one
                                         panel per net of the pair on one colour scale, and residual - plain
-                                        on a diverging scale centred on 0 (blue: the residual net errs less)
-    depth_figure(rows, title)           study: clean error and mean corruption error per depth, one bar
-                                        per net, plain and residual side by side
+                                        on a diverging scale centred on 0 spanning at least ±MIN_SPAN (blue: the
+                                        residual net errs less)
+    depth_figure(rows, title)           study: clean error, mean corruption error and their gap per
+                                        depth, one bar per net, plain and residual side by side
 
 `data`: {net: {"kind", "p": [6 probabilities], "cls"}}. `errors`: {net: {corruption: [5 errors]}};
 `titles`: {corruption: its title}; `pair`: (plain, residual), either may be absent from errors.
-`rows`: [{"net", "kind", "depth", "clean", "mce"}]. tests/test_robustness.py holds the panels, the
+`rows`: [{"net", "kind", "depth", "clean", "mce", "gap"}]. tests/test_robustness.py holds the panels, the
 trace counts, the shared colour range and the empty figures.
 """
 from __future__ import annotations
@@ -22,6 +23,8 @@ from plotly.subplots import make_subplots
 from figures.theme import colours, empty, kinds, layout
 
 SEVERITY_AXIS = "severity (0: the clean image)"
+MIN_SPAN = 5.0  # points: the difference panel's colour scale spans at least ±5, so noise stays pale
+PANELS = (("clean", "Clean error"), ("mce", "Mean corruption error"), ("gap", "Gap: mCE − clean"))
 
 
 def severity_figure(data: dict, title: str) -> go.Figure:
@@ -57,7 +60,7 @@ def heatmap_figure(errors: dict, titles: dict, pair: tuple, title: str) -> go.Fi
                       1, col)
     if len(nets) == 2:
         d = [[r - p for p, r in zip(errors[nets[0]][c], errors[nets[1]][c])] for c in rows][::-1]
-        span = max(1.0, max(abs(v) for row in d for v in row))
+        span = max(MIN_SPAN, max(abs(v) for row in d for v in row))
         fig.add_trace(go.Heatmap(z=d, x=sev, y=labels, zmin=-span, zmax=span, colorscale="RdBu_r", zmid=0,
                                  texttemplate="%{z:+.0f}", colorbar=dict(title="Δ points", len=0.9),
                                  hovertemplate="%{y}, severity %{x}<br>residual − plain: %{z:+.1f} points"
@@ -69,14 +72,13 @@ def heatmap_figure(errors: dict, titles: dict, pair: tuple, title: str) -> go.Fi
 def depth_figure(rows: list[dict], title: str) -> go.Figure:
     if not rows:
         return empty(title, "no stored errors", legend="below")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Clean error", "Mean corruption error"),
-                        horizontal_spacing=0.1)
+    fig = make_subplots(rows=1, cols=len(PANELS), subplot_titles=[t for _, t in PANELS], horizontal_spacing=0.08)
     colour = colours({"plain": "plain", "residual": "residual"})  # one colour per kind
     for kind in ("plain", "residual"):
         mine = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["depth"])
         if not mine:
             continue
-        for col, key in enumerate(("clean", "mce"), start=1):
+        for col, (key, _) in enumerate(PANELS, start=1):
             fig.add_trace(go.Bar(
                 x=[str(r["depth"]) for r in mine], y=[r[key] for r in mine], name=kind, legendgroup=kind,
                 showlegend=col == 1, marker_color=colour[kind], text=[r["net"] for r in mine],
@@ -84,5 +86,5 @@ def depth_figure(rows: list[dict], title: str) -> go.Figure:
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="depth", type="category")
     fig.update_yaxes(title_text="error %", rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_yaxes(rangemode="tozero")
     return layout(fig, title, 360, legend="below")

@@ -1,35 +1,60 @@
-"""Corruption robustness, plain vs residual: top-1 error of each net under each corruption and severity.
+"""Corruption robustness, plain vs residual: which images each net gets wrong under each corruption and severity.
 
-    study(nets, images, labels, sets) -> {"clean": {net: error %}, "errors": {net: {corruption: [5 errors %]}}}
+    study(nets, images, labels, sets) -> {"clean": {net: error %}, "errors": {net: {corruption: [5 errors %]}},
+                                          "wrong": {net: {"clean": mask, corruption: [5 masks]}}}
 
 `sets` yields (corruption, severity, uint8 images) in any order, the same images for every net (each
 set is made once and shown to all): generated() makes them with engine.corruptions ("CIFAR-10-C-style,
 generated here"), official() reads them from the official CIFAR-10-C files (engine.cifar10c).
-Errors are in percent of the images, each net in eval mode with its own normalisation.
+Errors are in percent, each net in eval mode with its own normalisation; a mask (pack/unpack:
+np.packbits, base64) says which images the net got wrong, so that two nets compare image by image.
 
-summary() gives per net the clean error, the mean corruption error (mCE: the plain mean of the error
+summary() gives one net's clean error, its mean corruption error (mCE: the plain mean of the error
 over every corruption and severity studied; unnormalised, as CIFAR-10-C results usually are, since
 Hendrycks & Dietterich's AlexNet normalisation exists for ImageNet only), the gap mCE - clean, and
-each corruption's mean over its severities. compare() puts a plain/residual pair side by side.
+each corruption's mean over its severities. compare() puts a plain/residual pair side by side, per
+corruption and over all: the residual net's error minus the plain net's (both see the same images:
+a paired difference) and its degradation minus the plain net's (each net's error under the
+corruption less its own clean error: robustness apart from clean accuracy), each with a 95%
+interval from the per-image differences (normal approximation; one interval per row, uncorrected).
 Held by tests/test_robustness.py: a net that ignores its input has the same error everywhere; the
-study's errors equal engine.evaluate.error_rate on the same corrupted images; the summary's
-arithmetic, and the official sets are refused when their labels are not the test labels.
+study's errors equal engine.evaluate.error_rate on the same corrupted images; masks round-trip; the
+summary's and comparison's arithmetic on hand-made masks; the official sets are refused when their
+labels are not the test labels.
 """
 from __future__ import annotations
 
-import math
+import base64
 
 import numpy as np
 import torch
 
 from engine import cifar10c, corruptions
-from engine.evaluate import error_rate
+from engine.data import eval_batches
+
+Z95 = 1.959964
 
 
-def errors(model, images_u8, labels, norm) -> float:
-    """Top-1 error (%) of `model` on uint8 images, under inference mode (no autograd graph)."""
-    with torch.inference_mode():
-        return error_rate(model, images_u8, labels, norm, batch_size=500)
+def wrong(model, images_u8, labels, norm) -> np.ndarray:
+    """Boolean per image: does `model` (switched to eval mode, then restored) get it wrong."""
+    was = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.inference_mode():
+            for x, y in eval_batches(images_u8, labels, 500, norm=norm):
+                out.append((model(x).argmax(1) != y).numpy())
+    finally:
+        model.train(was)
+    return np.concatenate(out)
+
+
+def pack(mask: np.ndarray) -> str:
+    return base64.b64encode(np.packbits(mask.astype(bool)).tobytes()).decode()
+
+
+def unpack(text: str, n: int) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(base64.b64decode(text), np.uint8), count=n).astype(bool)
 
 
 def generated(images_u8: np.ndarray, names=None, seed: int = 0):
@@ -52,13 +77,18 @@ def official(folder, labels: np.ndarray, names=None):
 
 
 def study(nets: dict, images_u8, labels, sets, progress=None) -> dict:
-    """nets {name: (model, normalization)}: each net's clean error and its error on every set."""
-    out = {"clean": {n: errors(m, images_u8, labels, norm) for n, (m, norm) in nets.items()},
-           "errors": {n: {} for n in nets}}
+    """nets {name: (model, normalization)}: each net's clean error and its error on every set, with
+    the masks of the images it got wrong."""
+    out = {"clean": {}, "errors": {n: {} for n in nets}, "wrong": {n: {} for n in nets}}
+    for n, (m, norm) in nets.items():
+        w = wrong(m, images_u8, labels, norm)
+        out["clean"][n], out["wrong"][n]["clean"] = 100 * float(w.mean()), pack(w)
+    blank = [None] * len(corruptions.SEVERITIES)
     for corruption, severity, x in sets:
         for n, (m, norm) in nets.items():
-            out["errors"][n].setdefault(corruption, [None] * len(corruptions.SEVERITIES))[severity - 1] = \
-                errors(m, x, labels, norm)
+            w = wrong(m, x, labels, norm)
+            out["errors"][n].setdefault(corruption, list(blank))[severity - 1] = 100 * float(w.mean())
+            out["wrong"][n].setdefault(corruption, list(blank))[severity - 1] = pack(w)
         if progress:
             progress(corruption, severity)
     return out
@@ -72,13 +102,28 @@ def summary(clean: float, errs: dict) -> dict:
     return {"clean": clean, "mce": mce, "gap": mce - clean, "per_corruption": per, "worst": max(per, key=per.get)}
 
 
+def _interval(d: np.ndarray) -> dict:
+    """Mean of per-image differences (in points) with its 95% interval."""
+    mean, se = 100 * d.mean(), 100 * d.std(ddof=1) / np.sqrt(len(d))
+    return {"diff": float(mean), "low": float(mean - Z95 * se), "high": float(mean + Z95 * se)}
+
+
 def compare(result: dict, plain: str, residual: str, n_images: int) -> dict:
-    """The pair side by side: each net's summary, the corruptions where the residual net's mean error
-    is lower / higher by more than `tolerance` (twice the binomial standard error of a difference
-    of two errors near the pair's mCE on n_images each: a difference smaller than that is not read)."""
+    """The pair side by side: each net's summary; per corruption (and "all": every corruption and
+    severity) the paired differences residual - plain of the error ("error") and of the degradation
+    ("degradation": the error less the net's clean error); the corruptions where the residual net
+    degrades less / more (interval excluding 0)."""
     s = {n: summary(result["clean"][n], result["errors"][n]) for n in (plain, residual)}
-    p = (s[plain]["mce"] + s[residual]["mce"]) / 200
-    tol = 200 * math.sqrt(2 * p * (1 - p) / n_images)
-    diff = {c: s[residual]["per_corruption"][c] - s[plain]["per_corruption"][c] for c in s[plain]["per_corruption"]}
-    return {"summaries": s, "tolerance": tol, "diff": diff,
-            "better": [c for c, d in diff.items() if d < -tol], "worse": [c for c, d in diff.items() if d > tol]}
+    masks = {n: {k: unpack(v, n_images) if isinstance(v, str) else np.array([unpack(t, n_images) for t in v])
+                 for k, v in result["wrong"][n].items()} for n in (plain, residual)}
+    clean = masks[residual]["clean"].astype(float) - masks[plain]["clean"]
+    rows = {}
+    for c in s[plain]["per_corruption"]:
+        d = (masks[residual][c].astype(float) - masks[plain][c]).mean(0)  # per image, over the 5 severities
+        rows[c] = {"error": _interval(d), "degradation": _interval(d - clean)}
+    every = np.mean([(masks[residual][c].astype(float) - masks[plain][c]).mean(0) for c in rows], 0)
+    rows["all"] = {"error": _interval(every), "degradation": _interval(every - clean)}
+    named = [c for c in rows if c != "all"]
+    return {"summaries": s, "rows": rows, "clean_diff": s[residual]["clean"] - s[plain]["clean"],
+            "better": [c for c in named if rows[c]["degradation"]["high"] < 0],
+            "worse": [c for c in named if rows[c]["degradation"]["low"] > 0]}

@@ -43,6 +43,23 @@ def test_deterministic_for_a_seed(sample, name):
     assert np.array_equal(C.corrupt(sample[:8], name, 3, seed=6), a) != C.CORRUPTIONS[name].random
 
 
+@pytest.mark.parametrize("name", ["gaussian_noise", "shot_noise", "speckle_noise"])
+def test_noise_keeps_its_draws_across_severities(name):
+    """Common random numbers: the noise at severity 1 and at 5 (same seed) is the same noise, scaled."""
+    flat = np.full((3, 64, 64), 128, np.uint8)
+    noise = [C.corrupt(flat, name, s, seed=2).astype(float).ravel() - 128 for s in (1, 5)]
+    assert np.corrcoef(*noise)[0, 1] > 0.95, name
+    other = C.corrupt(flat, name, 5, seed=3).astype(float).ravel() - 128
+    assert abs(np.corrcoef(noise[1], other)[0, 1]) < 0.1  # another seed, other draws
+
+
+def test_impulse_noise_flips_a_growing_set_of_the_same_values():
+    flat = np.full((3, 64, 64), 128, np.uint8)
+    one, five = C.corrupt(flat, "impulse_noise", 1, seed=2), C.corrupt(flat, "impulse_noise", 5, seed=2)
+    hit = one != 128
+    assert hit.any() and np.array_equal(one[hit], five[hit]) and (five != 128).sum() > 3 * hit.sum()
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "elastic_transform"])
 def test_psnr_falls_as_severity_rises(sample, name):
     """Mean PSNR against the clean image over the 80 shipped test images: one image is not enough

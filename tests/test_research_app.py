@@ -192,16 +192,21 @@ def test_robustness_reads_the_stored_study(client):
     assert stored is not None, "stale or missing: run python -m research.precompute --views robustness"
     heat, depth, table, note = client.predict(None, "generated", api_name="/robustness")  # None: the deepest pair
     gen, plain, residual = stored["generated"], "plain20", "resnet20"
-    assert table["headers"] == ["corruption", "family", f"{plain} error %", f"{residual} error %",
-                                "residual − plain (points)"]
-    assert len(table["data"]) == len(gen["errors"][plain]) + 2  # each corruption, the mCE, clean
+    assert table["headers"] == ["corruption", "family", f"{plain} error %", f"{residual} error %", "Δ error [95%]",
+                                "Δ degradation [95%]"]
+    assert len(table["data"]) == len(gen["errors"][plain]) + 2  # each corruption, all of them, clean
     s = robustness.summary(gen["clean"][residual], gen["errors"][residual])
     assert table["data"][-2][3] == round(s["mce"], 2) and table["data"][-1][3] == round(gen["clean"][residual], 2)
     assert table["data"][0][:2] == ["Gaussian noise", "noise"]
     assert table["data"][0][3] == round(sum(gen["errors"][residual]["gaussian_noise"]) / 5, 2)
+    n = gen["n_images"]  # the Δ error of Gaussian noise, image by image from the stored masks
+    d = sum(robustness.unpack(r, n).astype(int) - robustness.unpack(p, n) for r, p in
+            zip(gen["wrong"][residual]["gaussian_noise"], gen["wrong"][plain]["gaussian_noise"]))
+    assert table["data"][0][4].startswith(f"{100 * d.mean() / 5:+.2f} [")
     assert [t["type"] for t in _fig(heat)["data"]] == ["heatmap"] * 3
     assert {t["name"] for t in _fig(depth)["data"]} == {"plain", "residual"}
-    assert note.startswith(f"On {gen['n_images']} test images (CIFAR-10-C-style (generated here)), `{residual}` has")
+    assert note.startswith(f"**Reading:** on {n} test images (CIFAR-10-C-style (generated here); the mean over its "
+                           f"12 corruptions × 5 severities), `{residual}` errs {s['mce']:.1f}% against `{plain}`'s ")
     if stored["official"] is None:
         with pytest.raises(AppError, match="official CIFAR-10-C: not found"):
             client.predict(None, "official", api_name="/robustness")

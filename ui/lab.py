@@ -1,4 +1,5 @@
-"""The four image tabs' handlers (classify, explain, faithfulness, architecture, gradient_flow) and the warm-up.
+"""Four image tabs' handlers (classify, explain, faithfulness, architecture, gradient_flow) and the warm-up;
+the Corrupt tab's is ui/corrupt.py.
 
 Lab(zoo, files, worker) holds them over one Zoo. Uploads are read only from Gradio's upload folder or
 the shipped examples. Output images are returned as paths that serving.files wrote whole into

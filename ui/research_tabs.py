@@ -229,11 +229,11 @@ class Research:
         table = pd.DataFrame(rows, columns=[h.format(plain=plain, residual=residual) for h in robustness_text.HEADERS])
         what = f"{entry['label']}, {entry['n_images']} test images"
         heat = robustness_fig.heatmap_figure(entry["errors"], titles, (plain, residual), f"Error % per corruption, {what}")
-        nets = [{"net": n, **about, "clean": entry["clean"][n],
-                 "mce": robustness.summary(entry["clean"][n], entry["errors"][n])["mce"]} for n, about in entry["nets"].items()]
+        nets = [{"net": n, **about, **robustness.summary(entry["clean"][n], entry["errors"][n])}
+                for n, about in entry["nets"].items()]
         per_depth = robustness_fig.depth_figure(nets, f"Clean and mean corruption error per depth, {what}")
         notes = [robustness_text.robustness_reading(cmp, titles, plain, residual, entry["n_images"], entry["label"]),
-                 data.get("official_note", ""), info, self._missing(entry["nets"])]
+                 robustness_text.DELTA, data.get("official_note", ""), info, self._missing(entry["nets"])]
         return heat, per_depth, table, "\n\n".join(n for n in notes if n)
 
     def vgg_vs_resnet(self, channels=64):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from engine import cifar10c, corruptions
 
-HEADERS = ["corruption", "family", "{plain} error %", "{residual} error %", "residual − plain (points)"]
+HEADERS = ["corruption", "family", "{plain} error %", "{residual} error %", "Δ error [95%]", "Δ degradation [95%]"]
+DELTA = ("Δ: residual − plain, image by image, in points (its mean over the 5 severities); degradation: "
+         "a net's error under the corruption less its own clean error.")
 
 
 def corrupt_note(net: str, clean: tuple[str, float], now: tuple[str, float], p_clean_now: float, severity: int,
@@ -17,8 +19,8 @@ def corrupt_note(net: str, clean: tuple[str, float], now: tuple[str, float], p_c
     """`net`: its clean-image prediction, its prediction at this severity, and its probability of
     the clean-image class now."""
     (c0, p0), (c1, p1) = clean, now
-    turn = "keeps" if c0 == c1 else f"now says **{c1}** ({p1:.2f}), drops"
-    return (f"`{net}`: clean **{c0}** ({p0:.2f}); at severity {severity} it {turn} {c0} to {p_clean_now:.2f} "
+    turn = f"still says **{c0}**" if c0 == c1 else f"says **{c1}** ({p1:.2f})"
+    return (f"`{net}`: clean **{c0}** ({p0:.2f}); at severity {severity} it {turn}; p({c0}) = {p_clean_now:.2f} "
             f"({ms:.0f} ms for 6 images)")
 
 
@@ -45,35 +47,44 @@ def levels_markdown() -> str:
     return "\n".join(lines) + f"\n\nLevels: {corruptions.SOURCE}."
 
 
+def _iv(v: dict) -> str:
+    return f"{v['diff']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}]"
+
+
 def robustness_rows(cmp: dict, titles: dict, families: dict, plain: str, residual: str) -> list[list]:
-    """[corruption, family, plain, residual, residual - plain] per corruption (means over the 5
-    severities), then the mean over all of them (mCE) and the clean error."""
-    s = cmp["summaries"]
-    rows = [[titles.get(c, c), families.get(c, ""), round(s[plain]["per_corruption"][c], 2),
-             round(s[residual]["per_corruption"][c], 2), round(d, 2)] for c, d in cmp["diff"].items()]
-    for label, key in (("**mean corruption error**", "mce"), ("clean (no corruption)", "clean")):
-        rows.append([label, "", round(s[plain][key], 2), round(s[residual][key], 2),
-                     round(s[residual][key] - s[plain][key], 2)])
-    return rows
+    """[corruption, family, plain error, residual error, Δ error, Δ degradation] per corruption (means
+    over the 5 severities), then all of them (the mCE) and the clean images."""
+    s, r = cmp["summaries"], cmp["rows"]
+    out = [[titles.get(c, c), families.get(c, ""), round(s[plain]["per_corruption"][c], 2),
+            round(s[residual]["per_corruption"][c], 2), _iv(r[c]["error"]), _iv(r[c]["degradation"])]
+           for c in s[plain]["per_corruption"]]
+    out.append(["**all (mean corruption error)**", "", round(s[plain]["mce"], 2), round(s[residual]["mce"], 2),
+                _iv(r["all"]["error"]), _iv(r["all"]["degradation"])])
+    out.append(["clean (no corruption)", "", round(s[plain]["clean"], 2), round(s[residual]["clean"], 2),
+                f"{cmp['clean_diff']:+.2f}", ""])
+    return out
 
 
 def robustness_table(rows: list[list], plain: str, residual: str) -> str:
     """The rows as a Markdown table (the README's)."""
     head = [h.format(plain=plain, residual=residual) for h in HEADERS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(f"{v:+.2f}" if i == 4 else str(v) for i, v in enumerate(r)) + " |" for r in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + ["| " + " | ".join(str(v) for v in r) + " |" for r in rows])
 
 
 def robustness_reading(cmp: dict, titles: dict, plain: str, residual: str, n: int, label: str) -> str:
-    """One sentence: the pair's mean corruption errors and gaps to clean, and on which corruptions the
-    residual net errs less or more than the plain one by more than the tolerance."""
-    s, tol = cmp["summaries"], cmp["tolerance"]
+    """What the study says, from its numbers: the pair's mean corruption errors, the difference in
+    degradation over all corruptions, and where the residual net degrades less or more."""
+    s, every = cmp["summaries"], cmp["rows"]["all"]
 
     def names(cs):
         return ", ".join(titles.get(c, c) for c in cs) or "none"
-    return (f"On {n} test images ({label}), `{residual}` has a mean corruption error of {s[residual]['mce']:.1f}% "
-            f"({s[residual]['gap']:+.1f} points over its clean {s[residual]['clean']:.1f}%) against `{plain}`'s "
-            f"{s[plain]['mce']:.1f}% ({s[plain]['gap']:+.1f} over {s[plain]['clean']:.1f}%); it errs less under "
-            f"**{names(cmp['better'])}** and more under **{names(cmp['worse'])}** (by more than ±{tol:.1f} points, "
-            "twice the standard error of a difference).")
+    deg = every["degradation"]
+    return (f"**Reading:** on {n} test images ({label}; the mean over its {len(s[plain]['per_corruption'])} "
+            f"corruptions × 5 severities), `{residual}` errs {s[residual]['mce']:.1f}% against `{plain}`'s "
+            f"{s[plain]['mce']:.1f}% (clean: {s[residual]['clean']:.1f}% and {s[plain]['clean']:.1f}%). Net of "
+            f"each one's clean error, `{residual}` degrades {deg['diff']:+.1f} points [{deg['low']:+.1f}, "
+            f"{deg['high']:+.1f}] relative to `{plain}`: less under **{names(cmp['better'])}**, more under "
+            f"**{names(cmp['worse'])}** (95% intervals of the image-by-image difference excluding 0, each "
+            "on its own). One trained net of each: this compares these two checkpoints, not the "
+            "architectures across training runs.")
