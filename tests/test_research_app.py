@@ -205,7 +205,7 @@ def test_robustness_reads_the_stored_study(client):
     assert table["data"][0][4].startswith(f"{100 * d.mean() / 5:+.2f} [")
     assert [t["type"] for t in _fig(heat)["data"]] == ["heatmap"] * 3
     assert {t["name"] for t in _fig(depth)["data"]} == {"plain", "residual"}
-    assert note.startswith(f"**Reading:** on {n} test images (CIFAR-10-C-style (generated here); the mean over its "
+    assert note.startswith(f"**Reading:** on {n:,} test images (CIFAR-10-C-style (generated here); the mean over its "
                            f"12 corruptions × 5 severities), `{residual}` errs {s['mce']:.1f}% against `{plain}`'s ")
     if stored["official"] is None:
         with pytest.raises(AppError, match="official CIFAR-10-C: not found"):

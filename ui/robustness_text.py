@@ -80,7 +80,7 @@ def robustness_reading(cmp: dict, titles: dict, plain: str, residual: str, n: in
     def names(cs):
         return ", ".join(titles.get(c, c) for c in cs) or "none"
     deg = every["degradation"]
-    return (f"**Reading:** on {n} test images ({label}; the mean over its {len(s[plain]['per_corruption'])} "
+    return (f"**Reading:** on {n:,} test images ({label}; the mean over its {len(s[plain]['per_corruption'])} "
             f"corruptions × 5 severities), `{residual}` errs {s[residual]['mce']:.1f}% against `{plain}`'s "
             f"{s[plain]['mce']:.1f}% (clean: {s[residual]['clean']:.1f}% and {s[plain]['clean']:.1f}%). Net of "
             f"each one's clean error, `{residual}` degrades {deg['diff']:+.1f} points [{deg['low']:+.1f}, "
