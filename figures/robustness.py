@@ -24,7 +24,7 @@ from figures.theme import colours, empty, kinds, layout
 
 SEVERITY_AXIS = "severity (0: the clean image)"
 MIN_SPAN = 5.0  # points: the difference panel's colour scale spans at least ±5, so noise stays pale
-PANELS = (("clean", "Clean error"), ("mce", "Mean corruption error"), ("gap", "Gap: mCE − clean"))
+PANELS = (("clean", "clean"), ("mce", "mCE"), ("gap", "mCE − clean"))  # short: three side by side on a phone
 
 
 def severity_figure(data: dict, title: str) -> go.Figure:
@@ -54,15 +54,16 @@ def heatmap_figure(errors: dict, titles: dict, pair: tuple, title: str) -> go.Fi
     sev = [1, 2, 3, 4, 5]
     for col, net in enumerate(nets, start=1):
         z = [errors[net][c] for c in rows][::-1]
-        fig.add_trace(go.Heatmap(z=z, x=sev, y=labels, zmin=0, zmax=top, colorscale="YlOrRd", texttemplate="%{z:.0f}",
-                                 showscale=col == 1, colorbar=dict(title="error %", x=-0.02, xanchor="right", len=0.9),
+        fig.add_trace(go.Heatmap(z=z, x=sev, y=labels, zmin=0, zmax=top, colorscale="YlOrRd", showscale=False,
+                                 text=[[f"{v:.0f}" for v in row] for row in z], texttemplate="%{text}",
                                  hovertemplate=f"{net}<br>%{{y}}, severity %{{x}}<br>error %{{z:.1f}}%<extra></extra>"),
-                      1, col)
+                      1, col)  # each cell prints its error: no colour bar beside the corruption names
     if len(nets) == 2:
         d = [[r - p for p, r in zip(errors[nets[0]][c], errors[nets[1]][c])] for c in rows][::-1]
         span = max(MIN_SPAN, max(abs(v) for row in d for v in row))
         fig.add_trace(go.Heatmap(z=d, x=sev, y=labels, zmin=-span, zmax=span, colorscale="RdBu_r", zmid=0,
-                                 texttemplate="%{z:+.0f}", colorbar=dict(title="Δ points", len=0.9),
+                                 text=[[f"{round(v):+d}" for v in row] for row in d], texttemplate="%{text}",
+                                 colorbar=dict(title="Δ points", len=0.9),
                                  hovertemplate="%{y}, severity %{x}<br>residual − plain: %{z:+.1f} points"
                                                "<extra></extra>"), 1, 3)
     fig.update_xaxes(title_text="severity", dtick=1)

@@ -74,7 +74,9 @@ def test_walk_through_the_five_tabs(page):
     page.locator("#corrupt-btn").click()
     page.locator("#corrupt-info").get_by_text("resnet20").wait_for()
     assert page.locator("#corrupt-seen img").first.evaluate("el => [el.naturalWidth, el.naturalHeight]") == [32, 32]
-    assert page.locator("#corrupt-seen img").first.evaluate("el => getComputedStyle(el).imageRendering") == "pixelated"
+    assert page.locator("#corrupt-seen img").first.evaluate(  # drawn 4x, as blocks of pixels
+        "el => [getComputedStyle(el).imageRendering, getComputedStyle(el).objectFit, el.clientWidth]"
+    ) == ["pixelated", "contain", 128]
     assert re.match(r"Residual \w+ \w+ \d+%", _text(page.locator("#corrupt-residual")))
     assert _traces(page, "#corrupt-plot") == ["plain20: p(cat)", "resnet20: p(cat)"]
     info = _text(page.locator("#corrupt-info"))

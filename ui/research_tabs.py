@@ -227,11 +227,12 @@ class Research:
         titles, families = robustness_text.titles(entry["errors"][plain]), robustness_text.families(entry["errors"][plain])
         rows = robustness_text.robustness_rows(cmp, titles, families, plain, residual)
         table = pd.DataFrame(rows, columns=[h.format(plain=plain, residual=residual) for h in robustness_text.HEADERS])
-        what = f"{entry['label']}, {entry['n_images']} test images"
+        what = f"{entry['label']}, {entry['n_images']:,} test images"
         heat = robustness_fig.heatmap_figure(entry["errors"], titles, (plain, residual), f"Error % per corruption, {what}")
         nets = [{"net": n, **about, **robustness.summary(entry["clean"][n], entry["errors"][n])}
                 for n, about in entry["nets"].items()]
-        per_depth = robustness_fig.depth_figure(nets, f"Clean and mean corruption error per depth, {what}")
+        per_depth = robustness_fig.depth_figure(nets, f"Clean error, mean corruption error (mCE) and their gap per "
+                                                      f"depth, {what}")
         notes = [robustness_text.robustness_reading(cmp, titles, plain, residual, entry["n_images"], entry["label"]),
                  robustness_text.DELTA, data.get("official_note", ""), info, self._missing(entry["nets"])]
         return heat, per_depth, table, "\n\n".join(n for n in notes if n)
