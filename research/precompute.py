@@ -18,7 +18,8 @@ View formats (JSON): layer_responses {name: {"layers", "std", "kind"}}; lesion {
 vgg_vs_resnet {"table": arch_cost.table()}; shattered {f"{weights}{depth}": {"lines", "notes"}};
 faithfulness {name: faithfulness.study ("signs": {sign: {"deletion", "insertion": {method or RANDOM:
 [AUC per image]}}}, "predicted") + "labels", "kind", "depth", "step", "n_images", "images", and
-"seconds", the net's whole study}; robustness {"generated": robustness.study ("clean", "errors") + "nets"
+"seconds", the net's whole study}; robustness {"generated": robustness.study ("clean", "errors", and "wrong":
+each net's bit mask of the images it got wrong, per set) + "nets"
 {name: {"kind", "depth"}}, "n_images", "images", "seed", "levels" (engine.corruptions.table()), "label",
 "seconds"; "official": the same from the official CIFAR-10-C files, or None; "official_note"}.
 """

@@ -30,7 +30,7 @@ def _names(plot) -> list[str]:
 
 def test_research_endpoints_are_public(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {f"/{v.key}" for v in VIEWS} <= names and len(VIEWS) == 8
+    assert {f"/{v.key}" for v in VIEWS} <= names and len(VIEWS) == 9
 
 
 def test_results_table_and_csv(client):
