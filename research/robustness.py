@@ -114,15 +114,15 @@ def compare(result: dict, plain: str, residual: str, n_images: int) -> dict:
     ("degradation": the error less the net's clean error); the corruptions where the residual net
     degrades less / more (interval excluding 0)."""
     s = {n: summary(result["clean"][n], result["errors"][n]) for n in (plain, residual)}
-    masks = {n: {k: unpack(v, n_images) if isinstance(v, str) else np.array([unpack(t, n_images) for t in v])
-                 for k, v in result["wrong"][n].items()} for n in (plain, residual)}
-    clean = masks[residual]["clean"].astype(float) - masks[plain]["clean"]
-    rows = {}
-    for c in s[plain]["per_corruption"]:
-        d = (masks[residual][c].astype(float) - masks[plain][c]).mean(0)  # per image, over the 5 severities
-        rows[c] = {"error": _interval(d), "degradation": _interval(d - clean)}
-    every = np.mean([(masks[residual][c].astype(float) - masks[plain][c]).mean(0) for c in rows], 0)
-    rows["all"] = {"error": _interval(every), "degradation": _interval(every - clean)}
+
+    def wrong_of(net, key):  # the clean mask, or a corruption's 5 masks stacked
+        v = result["wrong"][net][key]
+        return unpack(v, n_images) if key == "clean" else np.array([unpack(t, n_images) for t in v])
+    clean = wrong_of(residual, "clean").astype(float) - wrong_of(plain, "clean")
+    per = {c: (wrong_of(residual, c).astype(float) - wrong_of(plain, c)).mean(0)  # per image, over the severities
+           for c in s[plain]["per_corruption"]}
+    per["all"] = np.mean(list(per.values()), 0)
+    rows = {c: {"error": _interval(d), "degradation": _interval(d - clean)} for c, d in per.items()}
     named = [c for c in rows if c != "all"]
     return {"summaries": s, "rows": rows, "clean_diff": s[residual]["clean"] - s[plain]["clean"],
             "better": [c for c in named if rows[c]["degradation"]["high"] < 0],

@@ -67,17 +67,13 @@ def test_readme_faithfulness_table_is_the_stored_study(sign):
 
 def _robustness_tables(entry):
     """{(plain, residual): the README's Markdown table} of every shipped pair in a stored study entry."""
-    from research import robustness
     from ui import robustness_text as text
 
     out = {}
     for d in models.DEPTHS:
         plain, residual = models.pair(d)
         if {plain, residual} <= set(entry["nets"]):
-            cmp = robustness.compare(entry, plain, residual, entry["n_images"])
-            names = list(entry["errors"][plain])
-            rows = text.robustness_rows(cmp, text.titles(names), text.families(names), plain, residual)
-            out[plain, residual] = text.robustness_table(rows, plain, residual)
+            out[plain, residual] = text.robustness_table(text.pair_rows(entry, plain, residual)[2], plain, residual)
     return out
 
 

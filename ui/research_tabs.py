@@ -223,9 +223,7 @@ class Research:
         if depth not in pairs:
             raise gr.Error(f"No corruption study is stored for depth {depth}; stored: {pairs or 'none'}")
         plain, residual = models.pair(depth)
-        cmp = robustness.compare(entry, plain, residual, entry["n_images"])
-        titles, families = robustness_text.titles(entry["errors"][plain]), robustness_text.families(entry["errors"][plain])
-        rows = robustness_text.robustness_rows(cmp, titles, families, plain, residual)
+        cmp, titles, rows = robustness_text.pair_rows(entry, plain, residual)
         table = pd.DataFrame(rows, columns=[h.format(plain=plain, residual=residual) for h in robustness_text.HEADERS])
         what = f"{entry['label']}, {entry['n_images']:,} test images"
         heat = robustness_fig.heatmap_figure(entry["errors"], titles, (plain, residual), f"Error % per corruption, {what}")

@@ -1,13 +1,15 @@
 """The sentences and tables of the corruption views: pure functions from results to Markdown; no gradio.
 
 corrupt_note: one net's live result; levels_markdown: every corruption's published levels;
-robustness_rows / robustness_table: the study's per-corruption table (the tab's and the README's);
+robustness_rows / robustness_table: the study's per-corruption table (the tab's and the README's;
+pair_rows: compare, titles and rows of one stored pair, as both show it);
 robustness_reading: the one sentence the study says, computed from research.robustness.compare.
 Our numbers are only ever formatted from data.
 """
 from __future__ import annotations
 
 from engine import cifar10c, corruptions
+from research import robustness
 
 HEADERS = ["corruption", "family", "{plain} error %", "{residual} error %", "Δ error [95%]", "Δ degradation [95%]"]
 DELTA = ("Δ: residual − plain, image by image, in points (its mean over the 5 severities); degradation: "
@@ -63,6 +65,14 @@ def robustness_rows(cmp: dict, titles: dict, families: dict, plain: str, residua
     out.append(["clean (no corruption)", "", round(s[plain]["clean"], 2), round(s[residual]["clean"], 2),
                 f"{cmp['clean_diff']:+.2f}", ""])
     return out
+
+
+def pair_rows(entry: dict, plain: str, residual: str) -> tuple[dict, dict, list[list]]:
+    """(research.robustness.compare, {corruption: title}, robustness_rows) of a stored study entry."""
+    cmp = robustness.compare(entry, plain, residual, entry["n_images"])
+    names = list(entry["errors"][plain])
+    named = titles(names)
+    return cmp, named, robustness_rows(cmp, named, families(names), plain, residual)
 
 
 def robustness_table(rows: list[list], plain: str, residual: str) -> str:
