@@ -62,6 +62,7 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
     """The whole dashboard over the checkpoints of `settings`, and its image handlers. Every handler
     that runs a model runs on the Lab's one worker thread; output files go to Gradio's cache."""
     zoo = Zoo(settings)
+    attribution.import_captum()  # before the worker can import it beside Gradio's own matplotlib import
     lab = Lab(zoo, gr.utils.get_upload_folder(), Worker())
 
     def on_worker(fn):

@@ -6,7 +6,8 @@ model; the object holds it only through a weak reference, so a dropped model is 
 1x3x32x32 normalised input. It returns an H x W x 3 float32 map and the seconds it took.
 `render` turns a map and the 32x32 image the net saw into a size x size RGB picture (numpy + PIL).
 Only this module imports Captum, and lazily: `import serving.attribution` loads numpy, not torch
-or Captum (held by tests/test_attribution_api.py); captum.attr is imported on the first attribution.
+or Captum (held by tests/test_attribution_api.py); captum.attr is imported on the first attribution,
+or by `import_captum()`, which the app calls on its main thread before any worker job can run.
 
 Server-side bounds (LIMITS) and defaults (check_params), held by tests/test_attribution_api.py:
     ig_steps 1..200 (50)      nt_samples 1..32 (16)     nt_stdev 0.0..1.0 (0.15, in normalised
@@ -162,6 +163,16 @@ def _entry(model) -> dict:
         if model not in _CACHE:
             _CACHE[model] = {"lock": threading.Lock()}
         return _CACHE[model]
+
+
+def import_captum():
+    """Import captum.attr (and with it matplotlib) now, on the calling thread. Left to the first
+    attribution, that import runs on the worker thread while Gradio imports matplotlib on its own
+    thread around every event (gradio.utils.MatplotlibBackendMananger); two threads importing
+    matplotlib at once can each find the other's module half-initialised ("cannot import name
+    'Colormap' from partially initialized module 'matplotlib.colors'"), which failed a CI run and
+    every attribution after it. About 0.3 s, paid once at app start."""
+    from captum import attr  # noqa: F401
 
 
 def _captum(per_model: dict, model, method: str, stage: str):

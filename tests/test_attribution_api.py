@@ -49,6 +49,15 @@ def test_import_is_light():
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_the_app_imports_captum_on_its_main_thread_before_the_worker_runs():
+    """A lazy first import of captum on the worker thread raced Gradio's matplotlib import on its
+    own thread (a CI failure): app.build imports captum.attr and matplotlib on the calling thread."""
+    code = ("import sys, app; from engine.settings import Settings; before = 'captum.attr' in sys.modules; "
+            "app.build(Settings()); print(before, 'captum.attr' in sys.modules, 'matplotlib.colors' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", "True", "True"], out.stdout + out.stderr
+
+
 @pytest.mark.parametrize("method", list(A.METHODS))
 @pytest.mark.parametrize("name", NAMES)
 def test_every_method(name, method, nets):
