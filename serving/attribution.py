@@ -23,6 +23,7 @@ OCCLUSION_BATCH occluded copies per forward pass.
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import numbers
 import threading
@@ -172,7 +173,7 @@ def import_captum():
     matplotlib at once can each find the other's module half-initialised ("cannot import name
     'Colormap' from partially initialized module 'matplotlib.colors'"), which failed a CI run and
     every attribution after it. About 0.3 s, paid once at app start."""
-    from captum import attr  # noqa: F401
+    importlib.import_module("captum.attr")
 
 
 def _captum(per_model: dict, model, method: str, stage: str):

@@ -62,7 +62,7 @@ def test_lesion_and_landscape_views_on_a_subset(tmp_path, cifar_dir):
     assert precompute.surfaces(s) == ({}, [])
 
 
-def test_faithfulness_view_on_a_subset(tmp_path, cifar_dir):
+def test_faithfulness_view_on_a_subset(tmp_path, cifar_dir, monkeypatch):
     for name in ("plain20", "resnet20"):
         shutil.copytree(checkpoints.DEFAULT_ROOT / name, tmp_path / name)
     data, names = precompute.faithfulness_study(Settings(checkpoints=tmp_path, data_dir=cifar_dir), n_images=2)
@@ -70,6 +70,20 @@ def test_faithfulness_view_on_a_subset(tmp_path, cifar_dir):
     assert data["resnet20"]["labels"] == [3, 8] and len(data["resnet20"]["predicted"]) == 2
     assert set(data["plain20"]["signs"]) == {"absolute", "all"}
     assert len(data["plain20"]["signs"]["all"]["insertion"]["Occlusion"]) == 2
+    store = Store(Settings(checkpoints=tmp_path, research=tmp_path / "research"))
+    store.save("faithfulness", data, names)
+    computed = []
+    real = precompute.faithfulness.study
+    monkeypatch.setattr(precompute.faithfulness, "study", lambda m, *a, **k: computed.append(m) or real(m, *a, **k))
+    s = Settings(checkpoints=tmp_path, data_dir=cifar_dir)
+    again, _ = precompute.faithfulness_study(s, n_images=2, stored=store._doc("faithfulness"))
+    assert again == data and computed == []  # same weights, images and methods: both entries kept
+    doc = store._doc("faithfulness")
+    doc["stamp"]["resnet20"] = "0" * 64  # stored from other weights
+    precompute.faithfulness_study(s, n_images=2, stored=doc)
+    assert [c.spec.name for c in computed] == ["resnet20"]
+    precompute.faithfulness_study(s, n_images=3, stored=store._doc("faithfulness"))  # other images: both again
+    assert [c.spec.name for c in computed] == ["resnet20", "plain20", "resnet20"]
     shutil.rmtree(tmp_path / "plain20")  # no complete pair: nothing to compare
     assert precompute.faithfulness_study(Settings(checkpoints=tmp_path, data_dir=cifar_dir)) == ({}, [])
 
