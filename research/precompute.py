@@ -9,7 +9,9 @@ Each view is computed from the checkpoint folders (settings.checkpoints) and CIF
 with a stamp: the sha256 of the weights of every checkpoint it used and the list of checkpoints
 present, and the layout's FORMAT. Store.load returns a view's data only while all are unchanged, so
 a new, retrained, removed or damaged checkpoint (or an older layout) makes the stored result stale
-instead of silently wrong (the tabs say so, or compute live where they can). Each view's runtime
+instead of silently wrong (the tabs say so, or compute live where they can). The views in
+Store.GROWS (faithfulness) stay current when checkpoints are only added: their entries are per net,
+and the tab's line names the nets not computed yet. Each view's runtime
 is printed; the README quotes them. The faithfulness view, the slow one, keeps a net's stored entry
 while its weights, images and methods are unchanged (--fresh recomputes it), so a new pair costs only
 its own two nets.
@@ -47,6 +49,8 @@ class Store:
     another FORMAT (an older layout of the data) counts as stale, like a changed checkpoint."""
 
     FORMAT = 3  # 2: every per-model entry carries its "kind"; 3: lesions split identity/downsampling blocks
+    GROWS = frozenset({"faithfulness"})  # per-net views too slow to redo for every new checkpoint (11 and 15
+    # CPU-minutes for plain20 and resnet20, more with depth): current for the nets they have while checkpoints are only added
 
     def __init__(self, settings: Settings):
         self.dir, self.root = Path(settings.research), Path(settings.checkpoints)
@@ -82,9 +86,17 @@ class Store:
             return None
 
     def _current(self, doc: dict) -> bool:
-        """Same weights for every stamped checkpoint, and the same set of checkpoints present."""
-        return (doc.get("format") == self.FORMAT and self.stamp(doc["stamp"]) == doc["stamp"]
-                and doc.get("shipped") == self._shipped())
+        """Same weights for every stamped checkpoint, and the same set of checkpoints present (for a
+        view in GROWS: every checkpoint present then is present now, and others may have been added)."""
+        if doc.get("format") != self.FORMAT or self.stamp(doc["stamp"]) != doc["stamp"]:
+            return False
+        if doc.get("view") in self.GROWS:
+            return set(doc.get("shipped") or []) <= set(self._shipped())
+        return doc.get("shipped") == self._shipped()
+
+    def added(self, doc: dict) -> list[str]:
+        """The checkpoints shipped since the view was computed (only a GROWS view can be current with some)."""
+        return sorted(set(self._shipped()) - set(doc.get("shipped") or []))
 
     def lookup(self, view: str) -> tuple[object, str]:
         """(the stored data of VIEW, or None if there is none or it is stale; one line for the UI on
@@ -94,6 +106,9 @@ class Store:
             return None, f"{view}: not precomputed (run `python -m research.precompute`)"
         current = self._current(doc)
         state = "current" if current else "STALE (checkpoints changed: run python -m research.precompute)"
+        if current and self.added(doc):
+            state += (f"; not yet computed for {', '.join(self.added(doc))}, shipped since "
+                      f"(python -m research.precompute --views {view} adds them)")
         info = f"{view}: computed {doc['created']} from {', '.join(doc['stamp']) or 'fresh weights'} ({state})"
         return (doc["data"] if current else None), info
 
@@ -209,8 +224,7 @@ def faithfulness_study(s: Settings, n_images: int = 500, stored: dict | None = N
     order, per image, on the first n_images test images, for each net of every shipped plain/residual
     pair; each image is explained for the net's own prediction, pixels ranked by each of
     faithfulness.SIGNS. A net's entry in `stored` (the view's stored file: {"stamp", "format",
-    "data"}) is kept instead of recomputed while it is still right (_still_right); at depth 56 a net
-    costs about 40 CPU-minutes."""
+    "data"}) is kept instead of recomputed while it is still right (_still_right)."""
     shipped = {f.name for f in checkpoints.list_folders(s.checkpoints)}
     names = [n for d in models.DEPTHS for n in models.pair(d) if set(models.pair(d)) <= shipped]
     if not names:

@@ -43,3 +43,27 @@ def test_an_older_layout_is_stale(tmp_path):
     doc = json.loads(path.read_text())
     path.write_text(json.dumps({**doc, "format": Store.FORMAT - 1}))
     assert store.load("demo") is None and "STALE" in store.info("demo")
+
+
+def test_a_growing_view_stays_current_while_checkpoints_are_only_added(tmp_path):
+    """faithfulness (Store.GROWS) keeps its entries when a model ships, names the model it lacks, and
+    still goes stale when one of its own checkpoints changes or goes; other views go stale at once."""
+    root = tmp_path / "ck"
+    shutil.copytree(checkpoints.DEFAULT_ROOT / "resnet20", root / "resnet20")
+    store = Store(Settings(checkpoints=root, research=tmp_path / "research"))
+    assert "faithfulness" in Store.GROWS and "landscape" not in Store.GROWS
+    for view in ("faithfulness", "landscape"):
+        store.save(view, {"resnet20": 1}, ["resnet20"])
+    assert "not yet computed" not in store.info("faithfulness")
+    shutil.copytree(checkpoints.DEFAULT_ROOT / "plain20", root / "plain20")  # a newly shipped model
+    assert store.load("faithfulness") == {"resnet20": 1} and store.load("landscape") is None
+    info = store.info("faithfulness")
+    assert "current; not yet computed for plain20, shipped since" in info and "--views faithfulness" in info
+    m = root / "resnet20" / checkpoints.METRICS  # one of its own nets retrained: stale
+    metrics = json.loads(m.read_text())
+    m.write_text(json.dumps({**metrics, "weights_sha256": "0" * 64}))
+    assert store.load("faithfulness") is None
+    m.write_text(json.dumps(metrics))
+    store.save("faithfulness", {"resnet20": 1, "plain20": 2}, ["resnet20", "plain20"])
+    shutil.rmtree(root / "plain20")  # a net it has, removed: stale
+    assert store.load("faithfulness") is None and "STALE" in store.info("faithfulness")
