@@ -11,7 +11,7 @@ import json
 import pytest
 from gradio_client.exceptions import AppError
 
-from engine import checkpoints
+from engine import checkpoints, models
 from engine.settings import Settings
 from research.precompute import Store
 from ui.research_tabs import VIEWS
@@ -54,7 +54,8 @@ def test_results_table_and_csv(client):
 def test_curves(client):
     fig, note = client.predict(False, api_name="/curves")
     assert sorted(_names(fig)) == sorted(f"{n} {s}" for n in SHIPPED for s in ("train (running, augmented)", "test"))
-    assert "plain56" in note
+    unshipped = [n for d in models.DEPTHS for n in models.pair(d) if n not in SHIPPED]
+    assert note == f"Not shipped yet (missing from this view): {', '.join(unshipped)}."
     fig_log, _ = client.predict(True, api_name="/curves")
     assert _fig(fig_log)["layout"]["yaxis"]["type"] == "log"
 
@@ -64,7 +65,7 @@ def test_curves(client):
     ("/lesion", (), 3 * len(SHIPPED)),  # per model: identity blocks, downsampling blocks, intact
     ("/shattered", ("init", 110), 4),
     ("/vgg_vs_resnet", (64,), 4),
-    ("/landscape", ("surface",), len(SHIPPED)),
+    ("/landscape", ("surface",), 2),  # the deepest shipped pair
 ])
 def test_precomputed_views_render_from_shipped_assets(client, view, args, traces):
     store = Store(Settings())
@@ -90,7 +91,7 @@ def test_lesion_shows_downsampling_blocks_apart(client):
 
 def test_landscape_line_is_live(client):
     line, surface, info = client.predict("contour", api_name="/landscape")
-    assert _names(line) == ["plain20", "resnet20"] and len(_fig(line)["data"][0]["x"]) == 13
+    assert _names(line) == list(models.deepest_pair(SHIPPED)) and len(_fig(line)["data"][0]["x"]) == 13
     assert [t["type"] for t in _fig(surface)["data"]] == ["contour", "contour"]
     assert info.startswith("landscape: computed") and "(current)" in info
 
@@ -104,8 +105,9 @@ def test_shattered(client, weights, depth, names):
 
 
 def test_shattered_trained_needs_a_shipped_pair(client):
+    depth = next(d for d in models.DEPTHS if not set(models.pair(d)) & set(SHIPPED))
     with pytest.raises(AppError, match="Neither model is shipped at this depth"):
-        client.predict("trained", 56, api_name="/shattered")
+        client.predict("trained", depth, api_name="/shattered")
 
 
 def test_vgg_vs_resnet(client):
