@@ -9,12 +9,11 @@ Each view is computed from the checkpoint folders (settings.checkpoints) and CIF
 with a stamp: the sha256 of the weights of every checkpoint it used and the list of checkpoints
 present, and the layout's FORMAT. Store.load returns a view's data only while all are unchanged, so
 a new, retrained, removed or damaged checkpoint (or an older layout) makes the stored result stale
-instead of silently wrong (the tabs say so, or compute live where they can). The views in
-Store.GROWS (faithfulness) stay current when checkpoints are only added: their entries are per net,
-and the tab's line names the nets not computed yet. Each view's runtime
-is printed; the README quotes them. The faithfulness view, the slow one, keeps a net's stored entry
-while its weights, images and methods are unchanged (--fresh recomputes it), so a new pair costs only
-its own two nets.
+instead of silently wrong (the tabs say so, or compute live where they can). Each view's runtime
+is printed; the README quotes them. The faithfulness view, the slow one, is per net: it is in
+Store.GROWS, so it stays current while checkpoints are only added (its line names the nets not
+computed yet), and a rerun keeps a net's stored entry while its weights, images and methods are
+unchanged (--fresh recomputes it), so a new pair costs only its own two nets.
 
 View formats (JSON): layer_responses {name: {"layers", "std", "kind"}}; lesion {name: lesion.study
 ("baseline", "single", "downsampling", "random" with its "pool" and "subsets", "kind") + "images",
