@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from engine import checkpoints, models
 from tests.support import BAD, ROOT, SHOTS, open_tab, wait_for
 
 results = []  # (case, message shown), for the closing note
+SHIPPED = [f.name for f in checkpoints.list_folders()]
+PAIRS = [d for d in models.DEPTHS if set(models.pair(d)) <= set(SHIPPED)]
+PLAIN, RESIDUAL = models.pair(56 if 56 in PAIRS or not PAIRS else PAIRS[-1])  # the page's default pair
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,8 @@ def _traces(page, selector) -> list:
 
 
 def test_walk_through_the_five_tabs(page):
-    """The shipped pair at the page's default depth (20), on the example photo of a cat."""
+    """The shipped pair at the page's default depth (56 once shipped, else the deepest shipped pair),
+    on the example photo of a cat."""
     page.locator("#upload input[type=file]").set_input_files(str(ROOT / "assets/examples/photo_cat.jpg"))
     page.locator("#upload img").first.wait_for()
     page.screenshot(path=SHOTS / "0-upload.png", full_page=True)
@@ -45,7 +50,7 @@ def test_walk_through_the_five_tabs(page):
     page.locator("#label-residual").get_by_text("%").first.wait_for()  # confidences rendered
     assert re.match(r"Residual cat cat \d+%", _text(page.locator("#label-residual")))
     info = _text(page.locator("#classify-info"))
-    for name in ("plain20", "resnet20"):
+    for name in (PLAIN, RESIDUAL):
         assert re.search(rf"{name}: test error \d+\.\d\d% \(train error \(eval pass, clean\) \d+\.\d\d%\)", info), info
     page.screenshot(path=SHOTS / "1-classify.png", full_page=True)
 
@@ -54,10 +59,10 @@ def test_walk_through_the_five_tabs(page):
     page.locator("#attr-residual img").first.wait_for()
     page.locator("#attr-plain img").first.wait_for()
     info = page.locator("#explain-info")
-    info.get_by_text("resnet20").wait_for()
+    info.get_by_text(RESIDUAL).wait_for()
     lines = [" ".join(p.split()) for p in info.inner_text().split("\n") if p.strip()]
     assert len(lines) == 2, lines
-    for name, line in zip(("plain20", "resnet20"), lines):  # the default method: Integrated Gradients
+    for name, line in zip((PLAIN, RESIDUAL), lines):  # the default method: Integrated Gradients
         assert re.fullmatch(rf"{name}: Integrated Gradients for \w+ \(p = [01]\.\d\d\) in \d+ ms; deletion AUC "
                             r"0\.\d+ \(random order 0\.\d+\), insertion AUC 0\.\d+ \(random order 0\.\d+\) in \d+ ms", line), line
     for side in ("plain", "residual"):  # the map on the photo itself, aspect-true (the cat photo is landscape)
@@ -66,19 +71,19 @@ def test_walk_through_the_five_tabs(page):
     assert len(_traces(page, "#faith-curves")) == 8
     page.screenshot(path=SHOTS / "2-explain.png", full_page=True)
     page.locator("#faith-btn").click()
-    assert _traces(page, "#faith-methods") == ["plain20", "plain20", "resnet20", "resnet20"]
-    page.locator("#faith-info").get_by_text("resnet20").wait_for()
+    assert _traces(page, "#faith-methods") == [PLAIN, PLAIN, RESIDUAL, RESIDUAL]
+    page.locator("#faith-info").get_by_text(RESIDUAL).wait_for()
     page.screenshot(path=SHOTS / "2-explain-faithfulness.png", full_page=True)
 
     open_tab(page, "Corrupt")
     page.locator("#corrupt-btn").click()
-    page.locator("#corrupt-info").get_by_text("resnet20").wait_for()
+    page.locator("#corrupt-info").get_by_text(RESIDUAL).wait_for()
     assert page.locator("#corrupt-seen img").first.evaluate("el => [el.naturalWidth, el.naturalHeight]") == [32, 32]
     assert page.locator("#corrupt-seen img").first.evaluate(  # drawn 4x, as blocks of pixels
         "el => [getComputedStyle(el).imageRendering, getComputedStyle(el).objectFit, el.clientWidth]"
     ) == ["pixelated", "contain", 128]
     assert re.match(r"Residual \w+ \w+ \d+%", _text(page.locator("#corrupt-residual")))
-    assert _traces(page, "#corrupt-plot") == ["plain20: p(cat)", "resnet20: p(cat)"]
+    assert _traces(page, "#corrupt-plot") == [f"{PLAIN}: p(cat)", f"{RESIDUAL}: p(cat)"]
     info = _text(page.locator("#corrupt-info"))
     assert info.startswith("Gaussian noise, severity 3: σ of the added noise (0–1 scale) = 0.08; seed 0"), info
     page.screenshot(path=SHOTS / "2-corrupt.png", full_page=True)
@@ -86,7 +91,7 @@ def test_walk_through_the_five_tabs(page):
     open_tab(page, "Architecture")
     page.locator("#arch-btn").click()
     names = _traces(page, "#arch-plot")
-    assert len(names) == 8 and {n.split()[0] for n in names} == {"plain20", "resnet20"}, names
+    assert len(names) == 8 and {n.split()[0] for n in names} == {PLAIN, RESIDUAL}, names
     page.screenshot(path=SHOTS / "3-architecture.png", full_page=True)
 
     open_tab(page, "Gradient flow")
