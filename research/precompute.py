@@ -12,16 +12,17 @@ a new, retrained, removed or damaged checkpoint (or an older layout) makes the s
 instead of silently wrong (the tabs say so, or compute live where they can). Each view's runtime
 is printed; the README quotes them. The faithfulness view, the slow one, is per net: it is in
 Store.GROWS, so it stays current while checkpoints are only added (its line names the nets not
-computed yet), and a rerun keeps a net's stored entry while its weights, images and methods are
-unchanged (--fresh recomputes it), so a new pair costs only its own two nets.
+computed yet), and a rerun keeps a net's stored entry while its weights, images and settings (methods,
+their defaults, step, seed, baseline) are unchanged (--fresh recomputes it), so a new pair costs only
+its own two nets.
 
 View formats (JSON): layer_responses {name: {"layers", "std", "kind"}}; lesion {name: lesion.study
 ("baseline", "single", "downsampling", "random" with its "pool" and "subsets", "kind") + "images",
 "n_images", "seconds"}; landscape {name: landscape.surface + "n_images", "seconds"};
 vgg_vs_resnet {"table": arch_cost.table()}; shattered {f"{weights}{depth}": {"lines", "notes"}};
 faithfulness {name: faithfulness.study ("signs": {sign: {"deletion", "insertion": {method or RANDOM:
-[AUC per image]}}}, "predicted") + "labels", "kind", "depth", "step", "n_images", "images", and
-"seconds", the net's whole study}; robustness {"generated": robustness.study ("clean", "errors", and "wrong":
+[AUC per image]}}}, "predicted") + "labels", "kind", "depth", "step", "n_images", "images",
+"settings" (what else it depends on) and "seconds", the net's whole study}; robustness {"generated": robustness.study ("clean", "errors", and "wrong":
 each net's bit mask of the images it got wrong, per set) + "nets"
 {name: {"kind", "depth"}}, "n_images", "images", "seed", "levels" (engine.corruptions.table()), "label",
 "seconds"; "official": the same from the official CIFAR-10-C files, or None; "official_note"}.
@@ -40,7 +41,7 @@ from engine import checkpoints, cifar10c, corruptions, models
 from engine.data import DataMissingError, load_sample, load_split, normalize
 from engine.settings import Settings, set_threads
 from research import arch_cost, faithfulness, landscape, lesion, robustness, shattered, study
-from serving.attribution import METHODS
+from serving.attribution import DEFAULTS, METHODS
 
 
 class Store:
@@ -94,7 +95,8 @@ class Store:
         return doc.get("shipped") == self._shipped()
 
     def added(self, doc: dict) -> list[str]:
-        """The checkpoints shipped since the view was computed (only a GROWS view can be current with some)."""
+        """The checkpoints shipped since the view was computed (only a GROWS view can be current with some;
+        a view of pairs adds a net only once its twin ships)."""
         return sorted(set(self._shipped()) - set(doc.get("shipped") or []))
 
     def lookup(self, view: str) -> tuple[object, str]:
@@ -107,7 +109,7 @@ class Store:
         state = "current" if current else "STALE (checkpoints changed: run python -m research.precompute)"
         if current and self.added(doc):
             state += (f"; not yet computed for {', '.join(self.added(doc))}, shipped since "
-                      f"(python -m research.precompute --views {view} adds them)")
+                      f"(python -m research.precompute --views {view} adds those of complete pairs)")
         info = f"{view}: computed {doc['created']} from {', '.join(doc['stamp']) or 'fresh weights'} ({state})"
         return (doc["data"] if current else None), info
 
@@ -206,16 +208,20 @@ def gradient_lines(s: Settings):
     return out, sorted(set(used))
 
 
-def _still_right(entry: dict, stamped: str | None, sha: str, n_images: int) -> bool:
+def _faithfulness_settings() -> dict:
+    """What a faithfulness entry depends on besides the weights and the images: the methods and their
+    default parameters, the step, the tie-breaking seed, the baseline and the signs (a change to the
+    scoring code itself is not seen: rerun with --fresh then)."""
+    return {"methods": list(METHODS), "defaults": dict(DEFAULTS), "step": faithfulness.STEP,
+            "tie_seed": faithfulness.TIE_SEED, "baseline": faithfulness.BASELINE, "signs": list(faithfulness.SIGNS)}
+
+
+def _still_right(entry: dict, stamped: str | None, sha: str, labels: list[int]) -> bool:
     """Whether a stored faithfulness entry is what faithfulness_study would compute now: made from
-    the same weights (sha256), on as many images, with the same step, methods and signs."""
-    names = set(METHODS) | {faithfulness.RANDOM}
-    try:
-        return (stamped == sha and entry["n_images"] == n_images and entry["step"] == faithfulness.STEP
-                and set(entry["signs"]) == set(faithfulness.SIGNS)
-                and all(set(entry["signs"][g][c]) == names for g in faithfulness.SIGNS for c in ("deletion", "insertion")))
-    except (KeyError, TypeError):
-        return False
+    the same weights (sha256), on the same images (their labels, in order), with the same settings.
+    Entries stored before the settings were recorded are never kept."""
+    return (stamped == sha and entry.get("labels") == labels
+            and entry.get("settings") == json.loads(json.dumps(_faithfulness_settings())))
 
 
 def faithfulness_study(s: Settings, n_images: int = 500, stored: dict | None = None):
@@ -234,9 +240,9 @@ def faithfulness_study(s: Settings, n_images: int = 500, stored: dict | None = N
     old = stored["data"] if stored and stored.get("format") == Store.FORMAT else {}
     for name, ck in _loaded(s, names):
         sha = ck.metrics.get("weights_sha256")
-        if name in old and _still_right(old[name], stored["stamp"].get(name), sha, int(len(y))):
+        if name in old and _still_right(old[name], stored["stamp"].get(name), sha, y.tolist()):
             out[name] = old[name]
-            print(f"faithfulness {name}: kept from the stored view (same weights, images and methods)", flush=True)
+            print(f"faithfulness {name}: kept from the stored view (same weights, images and settings)", flush=True)
             continue
         t = time.perf_counter()
 
@@ -245,7 +251,7 @@ def faithfulness_study(s: Settings, n_images: int = 500, stored: dict | None = N
                 print(f"faithfulness {name}: {i}/{n} images, {time.perf_counter() - t:.0f} s", flush=True)
         res = faithfulness.study(ck.model, normalize(x, ck.normalization), list(METHODS), progress=progress)
         out[name] = {**res, "labels": y.tolist(), "kind": ck.model.spec.kind, "depth": ck.model.spec.depth,
-                     "step": faithfulness.STEP, "n_images": int(len(y)),
+                     "step": faithfulness.STEP, "n_images": int(len(y)), "settings": _faithfulness_settings(),
                      "images": f"first {len(y)} of the CIFAR-10 test set", "seconds": round(time.perf_counter() - t, 1)}
     return out, list(out)
 
@@ -296,7 +302,7 @@ def main(argv=None):
     ap.add_argument("--out", help="folder for the VIEW.json files (default assets/research/)")
     ap.add_argument("--fresh", action="store_true",
                     help="recompute every net of the faithfulness view (by default a net's stored entry is kept "
-                         "while its weights, images and methods are unchanged)")
+                         "while its weights, images and settings are unchanged)")
     a = ap.parse_args(argv)
     s = Settings.from_env(checkpoints=a.checkpoints, data_dir=a.data_dir, research=a.out)
     set_threads(s.threads)

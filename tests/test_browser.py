@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from engine import checkpoints, models
+from app import default_depth
+from engine import models
+from engine.settings import Settings
+from serving.zoo import Zoo
 from tests.support import BAD, ROOT, SHOTS, open_tab, wait_for
 
 results = []  # (case, message shown), for the closing note
-SHIPPED = [f.name for f in checkpoints.list_folders()]
-PAIRS = [d for d in models.DEPTHS if set(models.pair(d)) <= set(SHIPPED)]
-PLAIN, RESIDUAL = models.pair(56 if 56 in PAIRS or not PAIRS else PAIRS[-1])  # the page's default pair
+PLAIN, RESIDUAL = models.pair(default_depth(Zoo(Settings())))  # the page's default pair
 
 
 @pytest.fixture(scope="module")

@@ -82,8 +82,13 @@ def test_faithfulness_view_on_a_subset(tmp_path, cifar_dir, monkeypatch):
     doc["stamp"]["resnet20"] = "0" * 64  # stored from other weights
     precompute.faithfulness_study(s, n_images=2, stored=doc)
     assert [c.spec.name for c in computed] == ["resnet20"]
-    precompute.faithfulness_study(s, n_images=3, stored=store._doc("faithfulness"))  # other images: both again
+    doc = store._doc("faithfulness")
+    doc["data"]["plain20"]["settings"]["defaults"]["ig_steps"] += 1  # other method parameters
+    del doc["data"]["resnet20"]["settings"]  # stored before settings were recorded
+    precompute.faithfulness_study(s, n_images=2, stored=doc)
     assert [c.spec.name for c in computed] == ["resnet20", "plain20", "resnet20"]
+    precompute.faithfulness_study(s, n_images=3, stored=store._doc("faithfulness"))  # other images: both again
+    assert [c.spec.name for c in computed][3:] == ["plain20", "resnet20"]
     shutil.rmtree(tmp_path / "plain20")  # no complete pair: nothing to compare
     assert precompute.faithfulness_study(Settings(checkpoints=tmp_path, data_dir=cifar_dir)) == ({}, [])
 

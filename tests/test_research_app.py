@@ -55,7 +55,7 @@ def test_curves(client):
     fig, note = client.predict(False, api_name="/curves")
     assert sorted(_names(fig)) == sorted(f"{n} {s}" for n in SHIPPED for s in ("train (running, augmented)", "test"))
     unshipped = [n for d in models.DEPTHS for n in models.pair(d) if n not in SHIPPED]
-    assert note == f"Not shipped yet (missing from this view): {', '.join(unshipped)}."
+    assert note == (f"Not shipped yet (missing from this view): {', '.join(unshipped)}." if unshipped else "")
     fig_log, _ = client.predict(True, api_name="/curves")
     assert _fig(fig_log)["layout"]["yaxis"]["type"] == "log"
 
@@ -105,7 +105,9 @@ def test_shattered(client, weights, depth, names):
 
 
 def test_shattered_trained_needs_a_shipped_pair(client):
-    depth = next(d for d in models.DEPTHS if not set(models.pair(d)) & set(SHIPPED))
+    depth = next((d for d in models.DEPTHS if not set(models.pair(d)) & set(SHIPPED)), None)
+    if depth is None:
+        pytest.skip("a net of every pair is shipped")
     with pytest.raises(AppError, match="Neither model is shipped at this depth"):
         client.predict("trained", depth, api_name="/shattered")
 
