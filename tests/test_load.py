@@ -96,7 +96,13 @@ def test_warm_up_follows_the_served_page_and_every_step_succeeds(fresh_app):
     assert served < warm[0], lines
     steps = [line for line in lines if "warm-up:" in line and " in " in line and "done" not in line]
     assert len(steps) == 9 and not [line for line in lines if "failed" in line], lines
-    assert "warm-up: 9 steps for plain20 + resnet20" in lines[warm[0]]
+    from app import default_depth
+    from engine import models
+    from engine.settings import Settings
+    from serving.zoo import Zoo
+
+    plain, residual = models.pair(default_depth(Zoo(Settings())))  # the page's default pair
+    assert f"warm-up: 9 steps for {plain} + {residual}" in lines[warm[0]]
 
 
 def test_handlers_hand_gradio_finished_files(tmp_path):
