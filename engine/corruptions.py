@@ -244,9 +244,11 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.n
         out = np.stack([np.asarray(spec.fn(Image.fromarray(np.ascontiguousarray(im.transpose(1, 2, 0))), c, g))
                         .transpose(2, 0, 1) for im in batch])
     else:  # CHUNK images at a time, one generator throughout: float64 convolutions unfold their input
-        out = np.concatenate([torch.floor(spec.fn(torch.from_numpy(np.ascontiguousarray(batch[i:i + CHUNK]))
-                                                  .to(torch.float64) / 255, c, g).clamp(0, 1) * 255)
-                              .to(torch.uint8).numpy() for i in range(0, len(batch), CHUNK)])
+        chunks = []
+        for i in range(0, len(batch), CHUNK):
+            x = torch.from_numpy(np.ascontiguousarray(batch[i:i + CHUNK])).to(torch.float64) / 255
+            chunks.append(torch.floor(spec.fn(x, c, g).clamp(0, 1) * 255).to(torch.uint8).numpy())
+        out = np.concatenate(chunks)
     return np.ascontiguousarray(out[0] if arr.ndim == 3 else out)
 
 

@@ -42,13 +42,14 @@ ASSETS = PROJECT / "assets"
 
 
 @torch.no_grad()
-def error_rate(model, images, labels, norm=None, device="cpu", batch_size: int = 1000,
-               desc: str | None = None) -> float:
-    """Top-1 error in percent of `model` (switched to eval mode, then restored) on uint8 images."""
+def wrong_mask(model, images, labels, norm=None, device="cpu", batch_size: int = 1000,
+               desc: str | None = None) -> torch.Tensor:
+    """Per image, whether `model` (switched to eval mode, then restored) gets its top-1 wrong: a bool
+    tensor on `device`, from uint8 images."""
     was_training = model.training
     dtype = next(model.parameters()).dtype  # float32, or float64 in tests
     model.eval()
-    wrong = torch.zeros((), dtype=torch.long, device=device)
+    masks = []
     batches = eval_batches(images, labels, batch_size, device, norm)
     if desc:
         batches = progress_bar(batches, total=math.ceil(len(labels) / batch_size), desc=desc, leave=False)
@@ -58,11 +59,18 @@ def error_rate(model, images, labels, norm=None, device="cpu", batch_size: int =
         for x, y in batches:
             if torch.device(device).type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
-            wrong += (model(x.to(dtype)).argmax(1) != y).sum()
+            masks.append(model(x.to(dtype)).argmax(1) != y)
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
         model.train(was_training)
-    return 100.0 * wrong.item() / len(labels)
+    return torch.cat(masks) if masks else torch.zeros(0, dtype=torch.bool, device=device)
+
+
+def error_rate(model, images, labels, norm=None, device="cpu", batch_size: int = 1000,
+               desc: str | None = None) -> float:
+    """Top-1 error in percent of `model` (switched to eval mode, then restored) on uint8 images,
+    counted on `device`."""
+    return 100.0 * wrong_mask(model, images, labels, norm, device, batch_size, desc).sum().item() / len(labels)
 
 
 def evaluate_folder(folder, test=None, train=None, device="cpu") -> dict:

@@ -50,7 +50,8 @@ class Store:
 
     FORMAT = 3  # 2: every per-model entry carries its "kind"; 3: lesions split identity/downsampling blocks
     GROWS = frozenset({"faithfulness"})  # per-net views too slow to redo for every new checkpoint (11 and 15
-    # CPU-minutes for plain20 and resnet20, more with depth): current for the nets they have while checkpoints are only added
+    # CPU-minutes for plain20 and resnet20, more with depth): current for the nets they have while checkpoints are
+    # only added; main() hands their function the stored file (`stored=`) to keep the entries still right
 
     def __init__(self, settings: Settings):
         self.dir, self.root = Path(settings.research), Path(settings.checkpoints)
@@ -221,7 +222,7 @@ def _still_right(entry: dict, stamped: str | None, sha: str, labels: list[int]) 
     the same weights (sha256), on the same images (their labels, in order), with the same settings.
     Entries stored before the settings were recorded are never kept."""
     return (stamped == sha and entry.get("labels") == labels
-            and entry.get("settings") == json.loads(json.dumps(_faithfulness_settings())))
+            and entry.get("settings") == _faithfulness_settings())
 
 
 def faithfulness_study(s: Settings, n_images: int = 500, stored: dict | None = None):
@@ -310,10 +311,8 @@ def main(argv=None):
     for view in a.views:
         t = time.perf_counter()
         try:
-            if view == "faithfulness" and not a.fresh:
-                data, names = faithfulness_study(s, stored=store._doc(view))
-            else:
-                data, names = VIEWS[view](s)
+            reuse = view in Store.GROWS and not a.fresh  # a per-net view: keep the entries still right
+            data, names = VIEWS[view](s, stored=store._doc(view)) if reuse else VIEWS[view](s)
         except DataMissingError as e:
             raise SystemExit(str(e)) from None
         path = store.save(view, data, names)

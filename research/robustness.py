@@ -30,23 +30,15 @@ import numpy as np
 import torch
 
 from engine import cifar10c, corruptions
-from engine.data import eval_batches
+from engine.evaluate import wrong_mask
 
 Z95 = 1.959964
 
 
 def wrong(model, images_u8, labels, norm) -> np.ndarray:
     """Boolean per image: does `model` (switched to eval mode, then restored) get it wrong."""
-    was = model.training
-    model.eval()
-    out = []
-    try:
-        with torch.inference_mode():
-            for x, y in eval_batches(images_u8, labels, 500, norm=norm):
-                out.append((model(x).argmax(1) != y).numpy())
-    finally:
-        model.train(was)
-    return np.concatenate(out)
+    with torch.inference_mode():
+        return wrong_mask(model, images_u8, labels, norm, batch_size=500).numpy()
 
 
 def pack(mask: np.ndarray) -> str:
