@@ -10,11 +10,13 @@ with a stamp: the sha256 of the weights of every checkpoint it used and the list
 present, and the layout's FORMAT. Store.load returns a view's data only while all are unchanged, so
 a new, retrained, removed or damaged checkpoint (or an older layout) makes the stored result stale
 instead of silently wrong (the tabs say so, or compute live where they can). Each view's runtime
-is printed; the README quotes them. The faithfulness view, the slow one, is per net: it is in
-Store.GROWS, so it stays current while checkpoints are only added (its line names the nets not
-computed yet), and a rerun keeps a net's stored entry while its weights, images and settings (methods,
-their defaults, step, seed, baseline) are unchanged (--fresh recomputes it), so a new pair costs only
-its own two nets.
+is printed; the README quotes them. The faithfulness view, the slow one, is in Store.GROWS, so it
+stays current while checkpoints are only added (its line names the nets not computed yet). The views
+in Store.PER_NET (faithfulness, lesion, robustness) keep a net's stored entry on a rerun while it is
+still right: the same weights (sha256) and images, and for faithfulness the same settings (methods,
+their defaults, step, seed, baseline), for robustness the same corruption levels and seed
+(--fresh recomputes every net, as a change to the code that scores them needs), so a new pair costs
+only its own two nets.
 
 View formats (JSON): layer_responses {name: {"layers", "std", "kind"}}; lesion {name: lesion.study
 ("baseline", "single", "downsampling", "random" with its "pool" and "subsets", "kind") + "images",
@@ -51,7 +53,9 @@ class Store:
     FORMAT = 3  # 2: every per-model entry carries its "kind"; 3: lesions split identity/downsampling blocks
     GROWS = frozenset({"faithfulness"})  # per-net views too slow to redo for every new checkpoint (11 and 15
     # CPU-minutes for plain20 and resnet20, more with depth): current for the nets they have while checkpoints are
-    # only added; main() hands their function the stored file (`stored=`) to keep the entries still right
+    # only added
+    PER_NET = frozenset({"faithfulness", "lesion", "robustness"})  # main() hands their function the stored file
+    # (`stored=`), which keeps each net's entry while it is still right and computes only the others
 
     def __init__(self, settings: Settings):
         self.dir, self.root = Path(settings.research), Path(settings.checkpoints)
@@ -135,6 +139,16 @@ def _loaded(s: Settings, names=None):
             print(f"skipped: {e}")
 
 
+def _stored(stored: dict | None) -> tuple[dict, dict]:
+    """(data, stamp) of a stored view's file if it has this FORMAT, else ({}, {})."""
+    ok = bool(stored) and stored.get("format") == Store.FORMAT
+    return (stored["data"], stored["stamp"]) if ok else ({}, {})
+
+
+def _kept(view: str, name: str) -> None:
+    print(f"{view} {name}: kept from the stored view (same weights and images)", flush=True)
+
+
 def layer_responses(s: Settings, limit: int | None = None):
     """Fig. 7 over the test set (the first `limit` images if given), each net with its own normalisation."""
     if not checkpoints.list_folders(s.checkpoints):
@@ -148,9 +162,10 @@ def layer_responses(s: Settings, limit: int | None = None):
     return out, list(out)
 
 
-def lesions(s: Settings, n_images: int = 2000):
+def lesions(s: Settings, n_images: int = 2000, stored: dict | None = None):
     """Single and random lesions of every checkpoint on the first n_images test images (the shipped
-    test sample if the test set is missing)."""
+    test sample if the test set is missing). A net's entry in `stored` is kept while its weights
+    and images are the same."""
     try:
         x, y = load_split("test", s.data_dir)
         x, y, which = x[:n_images], y[:n_images], f"first {min(n_images, len(y))} of the CIFAR-10 test set"
@@ -158,7 +173,13 @@ def lesions(s: Settings, n_images: int = 2000):
         x, y = load_sample(Path(s.sample))
         which = f"the {len(y)} test images of {Path(s.sample).name} (test set not found)"
     out = {}
+    old, stamp = _stored(stored)
     for name, ck in _loaded(s):
+        e = old.get(name, {})
+        if stamp.get(name) == ck.metrics.get("weights_sha256") and (e.get("images"), e.get("n_images")) == (which, len(y)):
+            out[name] = e
+            _kept("lesion", name)
+            continue
         t = time.perf_counter()
         res = lesion.study(ck.model.eval(), x, y, ck.normalization)
         out[name] = {**res, "images": which, "n_images": int(len(y)), "seconds": round(time.perf_counter() - t, 1)}
@@ -238,10 +259,10 @@ def faithfulness_study(s: Settings, n_images: int = 500, stored: dict | None = N
     x, y = load_split("test", s.data_dir)
     x, y = torch.as_tensor(x[:n_images]), y[:n_images]
     out = {}
-    old = stored["data"] if stored and stored.get("format") == Store.FORMAT else {}
+    old, stamp = _stored(stored)
     for name, ck in _loaded(s, names):
         sha = ck.metrics.get("weights_sha256")
-        if name in old and _still_right(old[name], stored["stamp"].get(name), sha, y.tolist()):
+        if name in old and _still_right(old[name], stamp.get(name), sha, y.tolist()):
             out[name] = old[name]
             print(f"faithfulness {name}: kept from the stored view (same weights, images and settings)", flush=True)
             continue
@@ -257,29 +278,40 @@ def faithfulness_study(s: Settings, n_images: int = 500, stored: dict | None = N
     return out, list(out)
 
 
-def robustness_study(s: Settings, n_images: int = 10_000, seed: int = 0):
+def robustness_study(s: Settings, n_images: int = 10_000, seed: int = 0, stored: dict | None = None):
     """Every shipped net's error on the first n_images test images under each corruption of
     engine.corruptions at each severity (generated here, seeded), and under the official CIFAR-10-C
-    files if they are in <data dir>/CIFAR-10-C (its 15 benchmark corruptions that are present)."""
-    nets = {name: (ck.model.eval(), ck.normalization) for name, ck in _loaded(s)}
+    files if they are in <data dir>/CIFAR-10-C (its 15 benchmark corruptions that are present).
+    A net's results in `stored` are kept, per part, while its weights and that part's images, label,
+    seed and levels (or folder) are the same; the corrupted sets are made only if a net needs them."""
+    loaded = dict(_loaded(s))
+    nets = {name: (ck.model.eval(), ck.normalization) for name, ck in loaded.items()}
     if not nets:
         return {}, []
+    old, stamp = _stored(stored)
     x, y = load_split("test", s.data_dir)
     x, y = x[:n_images], y[:n_images]
     about = {"nets": {n: {"kind": m.spec.kind, "depth": m.spec.depth} for n, (m, _) in nets.items()},
              "n_images": int(len(y)), "images": f"first {len(y)} of the CIFAR-10 test set"}
 
-    def run(sets, label, **extra):
-        t = time.perf_counter()
-        res = robustness.study(nets, x, y, sets, progress=lambda c, sev: print(
-            f"robustness ({label}): {c} severity {sev}, {time.perf_counter() - t:.0f} s", flush=True))
+    def run(part, sets, label, **extra):  # sets: a function making the (corruption, severity, images) sets
+        t, prev = time.perf_counter(), old.get(part) or {}
+        same = all(prev.get(k) == v for k, v in {**about, **extra, "label": label}.items() if k != "nets")
+        kept = [n for n in nets if same and n in prev.get("clean", {})
+                and stamp.get(n) == loaded[n].metrics.get("weights_sha256")]
+        for n in kept:
+            _kept(f"robustness ({label})", n)
+        todo = {n: v for n, v in nets.items() if n not in kept}
+        res = robustness.study(todo, x, y, sets(), progress=lambda c, sev: print(
+            f"robustness ({label}): {c} severity {sev}, {time.perf_counter() - t:.0f} s", flush=True)) if todo else {}
+        res = {key: {n: (prev if n in kept else res)[key][n] for n in nets} for key in ("clean", "errors", "wrong")}
         return {**res, **about, **extra, "label": label, "seconds": round(time.perf_counter() - t, 1)}
-    out = {"generated": run(robustness.generated(x, seed=seed), "CIFAR-10-C-style (generated here)", seed=seed,
-                            levels=corruptions.table())}
+    out = {"generated": run("generated", lambda: robustness.generated(x, seed=seed), "CIFAR-10-C-style (generated here)",
+                            seed=seed, levels=corruptions.table())}
     folder = cifar10c.find(s.data_dir)
     names = [c for c in cifar10c.available(folder) if c in cifar10c.BENCHMARK] if folder else []
-    out["official"] = run(robustness.official(folder, y, names), "official CIFAR-10-C", folder=str(folder)) \
-        if names else None
+    out["official"] = run("official", lambda: robustness.official(folder, y, names), "official CIFAR-10-C",
+                          folder=str(folder), corruptions=names) if names else None
     out["official_note"] = (f"official CIFAR-10-C: {len(names)} of its {len(cifar10c.BENCHMARK)} benchmark "
                             f"corruptions, from {folder}") if names else \
         "official CIFAR-10-C: not found (python -m engine.data download --cifar10c puts it in data/CIFAR-10-C)"
@@ -302,8 +334,8 @@ def main(argv=None):
     ap.add_argument("--data-dir", help="folder holding cifar-10-batches-bin/ (default $CIFAR10_DIR, data/)")
     ap.add_argument("--out", help="folder for the VIEW.json files (default assets/research/)")
     ap.add_argument("--fresh", action="store_true",
-                    help="recompute every net of the faithfulness view (by default a net's stored entry is kept "
-                         "while its weights, images and settings are unchanged)")
+                    help="recompute every net of the per-net views, faithfulness, lesion and robustness (by default "
+                         "a net's stored entry is kept while its weights, images and settings are unchanged)")
     a = ap.parse_args(argv)
     s = Settings.from_env(checkpoints=a.checkpoints, data_dir=a.data_dir, research=a.out)
     set_threads(s.threads)
@@ -311,7 +343,7 @@ def main(argv=None):
     for view in a.views:
         t = time.perf_counter()
         try:
-            reuse = view in Store.GROWS and not a.fresh  # a per-net view: keep the entries still right
+            reuse = view in Store.PER_NET and not a.fresh  # keep the entries still right
             data, names = VIEWS[view](s, stored=store._doc(view)) if reuse else VIEWS[view](s)
         except DataMissingError as e:
             raise SystemExit(str(e)) from None

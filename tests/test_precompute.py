@@ -117,3 +117,44 @@ def test_robustness_view_on_a_subset(tmp_path, cifar_dir, monkeypatch):
     assert data["official_note"].startswith("official CIFAR-10-C: 1 of its 15 benchmark corruptions")
     shutil.rmtree(tmp_path / "resnet20")
     assert precompute.robustness_study(s) == ({}, [])
+
+
+def test_lesion_and_robustness_reruns_compute_only_the_nets_that_changed(tmp_path, cifar_dir, monkeypatch):
+    """Store.PER_NET: a rerun with the stored file keeps each net's entry while its weights and images
+    (and for robustness the seed and levels) are the same, and computes only new or changed nets."""
+    shutil.copytree(checkpoints.DEFAULT_ROOT / "resnet20", tmp_path / "resnet20")
+    s = Settings(checkpoints=tmp_path, data_dir=cifar_dir)
+    store = Store(Settings(checkpoints=tmp_path, research=tmp_path / "research"))
+    assert {"faithfulness", "lesion", "robustness"} == Store.PER_NET and "robustness" not in Store.GROWS
+    lesions, _ = precompute.lesions(s, n_images=12)
+    robust, _ = precompute.robustness_study(s, n_images=8)
+    store.save("lesion", lesions, ["resnet20"])
+    store.save("robustness", robust, ["resnet20"])
+    shutil.copytree(checkpoints.DEFAULT_ROOT / "plain20", tmp_path / "plain20")  # a newly shipped net
+    studied, real_l, real_r = [], precompute.lesion.study, precompute.robustness.study
+    monkeypatch.setattr(precompute.lesion, "study", lambda m, *a, **k: studied.append(m.spec.name) or real_l(m, *a, **k))
+    monkeypatch.setattr(precompute.robustness, "study", lambda nets, *a, **k: studied.extend(nets) or real_r(nets, *a, **k))
+    again, names = precompute.lesions(s, n_images=12, stored=store._doc("lesion"))
+    assert studied == ["plain20"] and names == ["plain20", "resnet20"]
+    assert again["resnet20"] == json.loads(json.dumps(lesions["resnet20"])) and again["plain20"]["kind"] == "plain"
+    both, names = precompute.robustness_study(s, n_images=8, stored=store._doc("robustness"))
+    gen, old = both["generated"], robust["generated"]
+    assert studied[1:] == ["plain20"] and names == ["plain20", "resnet20"] and list(gen["nets"]) == names
+    assert all(gen[k]["resnet20"] == old[k]["resnet20"] for k in ("clean", "errors", "wrong"))
+    assert list(gen["errors"]["plain20"]) == list(old["errors"]["resnet20"]) and gen["n_images"] == 8
+    store.save("lesion", again, names)
+    store.save("robustness", both, names)
+    del studied[:]  # which nets a rerun computes (fakes from here: the results were checked above)
+    monkeypatch.setattr(precompute.lesion, "study", lambda m, *a, **k: studied.append(m.spec.name) or {})
+    monkeypatch.setattr(precompute.robustness, "study", lambda nets, *a, **k: studied.extend(nets) or {
+        key: {n: {} for n in nets} for key in ("clean", "errors", "wrong")})
+    monkeypatch.setattr(precompute.robustness, "generated", lambda *a, **k: iter(()))
+    precompute.lesions(s, n_images=12, stored=store._doc("lesion"))
+    precompute.robustness_study(s, n_images=8, stored=store._doc("robustness"))
+    assert studied == []  # nothing changed: nothing computed
+    doc = store._doc("lesion")
+    doc["stamp"]["resnet20"] = "0" * 64  # stored from other weights: that net again
+    precompute.lesions(s, n_images=12, stored=doc)
+    precompute.lesions(s, n_images=10, stored=store._doc("lesion"))  # other images: every net
+    precompute.robustness_study(s, n_images=8, seed=1, stored=store._doc("robustness"))  # another seed: every net
+    assert studied == ["resnet20", "plain20", "resnet20", "plain20", "resnet20"]
