@@ -27,7 +27,7 @@ faithfulness {name: faithfulness.study ("signs": {sign: {"deletion", "insertion"
 "settings" (what else it depends on) and "seconds", the net's whole study}; robustness {"generated": robustness.study ("clean", "errors", and "wrong":
 each net's bit mask of the images it got wrong, per set) + "nets"
 {name: {"kind", "depth"}}, "n_images", "images", "seed", "levels" (engine.corruptions.table()), "label",
-"seconds"; "official": the same from the official CIFAR-10-C files, or None; "official_note"}.
+"seconds"; "official": the same from the official CIFAR-10-C files (+ "folder", "corruptions"), or None; "official_note"}.
 """
 from __future__ import annotations
 
