@@ -6,7 +6,8 @@ data or BN scope: bn_images, what each BN normalised over), `Run.log` appends a 
 (running train loss/error since the last row, test and val error), `Run.save` writes the
 checkpoint folder with metrics and, while unfinished, the resume state in torch.optim.SGD's layout
 (`optim.{i}.momentum_buffer` for the i-th parameter, plus param_groups), which either trainer can
-resume.
+resume. A resumed run's metrics keep "launches": the commit, dirty flag and device of each launch and
+the iteration it started at, the first one's provenance_note included (tests/test_train.py).
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ import torch
 from engine import checkpoints
 from engine.data import NORMALIZATION
 from engine.evaluate import MEASURES, error_rate
+
+
+LAUNCH_KEYS = ("commit", "dirty", "device")  # what a resumed run's "launches" record keeps of each launch
 
 
 def provenance(device: torch.device) -> dict:
@@ -121,7 +125,8 @@ class Run:
             run.saved, run.groups = tensors, info["param_groups"]
             run.it, run.wall, run.history = info["iter"], info["wall_s"], info["history"]
             run.warming, run.warm_end, run.seed = info["warming"], info["warmup_end"], info["seed"]
-            run.extra = {k: info[k] for k in ("packed",) if k in info}
+            run.extra = {k: info[k] for k in ("packed", "launches") if k in info}
+            run.note_launch(folder, meta)
             print(f"{name}: resuming at iteration {run.it:,} of {recipe.iters:,} from {folder}")
         run.base = {"recipe": dataclasses.asdict(recipe), "seed": run.seed, "data": data_id(train_set, eval_sets),
                     **meta, "normalization": NORMALIZATION}
@@ -143,6 +148,17 @@ class Run:
         row.update(lr=lr, wall_s=round(self.wall, 3))
         self.history.append(row)
         return row
+
+    def note_launch(self, folder: Path, meta: dict):
+        """A resumed run's "launches" record: which commit and device trained from which iteration (the
+        metrics' own "commit" is the latest launch's). On the first resume the iterations before are
+        read from the folder's metrics.json, its provenance_note included. Runs never resumed keep none."""
+        launches = self.extra.setdefault("launches", [])
+        if not launches:
+            before = checkpoints.read_json(folder / checkpoints.METRICS) if (folder / checkpoints.METRICS).is_file() else {}
+            launches.append({"from_iter": 0, **{k: before.get(k) for k in LAUNCH_KEYS},
+                             **{k: before[k] for k in ("provenance_note",) if k in before}})
+        launches.append({"from_iter": self.it, **{k: meta.get(k) for k in LAUNCH_KEYS}})
 
     def note_pack(self, others: list[str], impl: str | None, k: int):
         """Open (or continue) this launch's entry in the "packed" record (k=1: trained alone again).

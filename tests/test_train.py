@@ -2,6 +2,7 @@
 (kills at moments found by polling the history with a deadline, never by sleeping a guessed time);
 and the data fixture's rule: without CIFAR-10 these tests skip, but fail under CI ($CI true)."""
 import dataclasses
+import json
 import os
 import random
 import subprocess
@@ -60,8 +61,14 @@ def test_resume_matches_uninterrupted_run(cifar, tmp_path):
     half = ck.load(tmp_path / "b" / "resnet20")
     assert half.metrics["iterations"] == 20 and not half.metrics["finished"]
     assert (tmp_path / "b" / "resnet20" / ck.STATE_JSON).exists()
+    m = tmp_path / "b" / "resnet20" / ck.METRICS  # the first launch's provenance, as a lease corrects it by hand
+    m.write_text(json.dumps({**json.loads(m.read_text()), "commit": "c0ffee", "provenance_note": "by hand"}))
     train("resnet20", recipe, train_set, evals, tmp_path / "b", resume=True, **kw)
     a, b = ck.load(tmp_path / "a" / "resnet20"), ck.load(tmp_path / "b" / "resnet20")
+    first, second = b.metrics["launches"]  # each launch's commit and device; the metrics' own are the last's
+    assert first["from_iter"] == 0 and first["commit"] == "c0ffee" and first["provenance_note"] == "by hand"
+    assert second == {"from_iter": 20, **{k: b.metrics[k] for k in ("commit", "dirty", "device")}}
+    assert "launches" not in a.metrics and b.metrics["commit"] != "c0ffee"
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k]), k
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
