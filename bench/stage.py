@@ -13,8 +13,8 @@ lossless WebP (the pixels are exactly the same), packs the bands into folders .s
 
 `unpack` keeps each band's records in DIR/.stage/ (data/ is ignored, so it stays on the warm machine
 between calls) and, once a batch's 100 rows are all there, writes DIR/cifar-10-batches-bin/NAME.bin and
-batches.meta.txt, checked against the official MD5 in the folder's manifest.json (it exits 1 on a
-mismatch, as the shared unpack.py does). Needs numpy and Pillow (the device has both).
+batches.meta.txt, checked against the official MD5 (engine.data.MD5; it exits 1 on a mismatch, as
+the shared unpack.py does). Needs numpy, Pillow and engine.data (torch): the device has them.
 tests/test_stage.py holds: the bands of a mosaic rebuild its .bin byte for byte; every folder fits.
 """
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import shutil
 import subprocess
 import sys
@@ -32,8 +31,10 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+sys.path.insert(0, str(ROOT))
+from engine.data import CLASSES, MD5, TEST_FILES, TRAIN_FILES  # noqa: E402
+
+BATCHES = [f.removesuffix(".bin") for f in TRAIN_FILES + TEST_FILES]
 ROWS, MIB = 100, 1 << 20  # rows of 100 images per mosaic
 
 
@@ -60,7 +61,6 @@ def plan(src: Path, out: Path, room: int, rows: int, names=BATCHES) -> list[Path
     for old in out.glob(".stage-*"):
         shutil.rmtree(old)
     folders, size = [], room
-    manifest = (src / "manifest.json").read_text()
     for name in names:
         for a, b, webp, labels in bands(src, name, rows):
             if len(webp) + len(labels) > room:
@@ -69,8 +69,7 @@ def plan(src: Path, out: Path, room: int, rows: int, names=BATCHES) -> list[Path
             if size + len(webp) + len(labels) > room:
                 folders.append(out / f".stage-{len(folders) + 1}")
                 folders[-1].mkdir()
-                (folders[-1] / "manifest.json").write_text(manifest)
-                size = len(manifest)
+                size = 0
             (folders[-1] / f"{name}.{a:02d}-{b:02d}.webp").write_bytes(webp)
             (folders[-1] / f"{name}.{a:02d}-{b:02d}.labels").write_bytes(labels)
             size += len(webp) + len(labels)
@@ -85,9 +84,9 @@ def records(webp: Path, labels: Path) -> bytes:
     return np.concatenate([np.frombuffer(labels.read_bytes(), np.uint8).reshape(n, 1), images], axis=1).tobytes()
 
 
-def unpack(out: Path, src: Path) -> bool:
-    """Keep src's bands in out/.stage/; write each batch whose rows are all there. True if every MD5 matched."""
-    want = json.loads((src / "manifest.json").read_text())["md5"]
+def unpack(out: Path, src: Path, md5: dict = MD5) -> bool:
+    """Keep src's bands in out/.stage/; write each batch whose rows are all there, if its MD5 (md5[NAME.bin])
+    matches. True if every written batch matched."""
     parts, dest = out / ".stage", out / "cifar-10-batches-bin"
     parts.mkdir(parents=True, exist_ok=True)
     dest.mkdir(parents=True, exist_ok=True)
@@ -101,7 +100,7 @@ def unpack(out: Path, src: Path) -> bool:
         if not spans or [a for a, _ in spans] != [0] + [b for _, b in spans[:-1]] or spans[-1][1] != ROWS:
             continue  # not all of this batch yet
         raw = b"".join(p.read_bytes() for p in got)
-        if hashlib.md5(raw).hexdigest() != want[name]:
+        if hashlib.md5(raw).hexdigest() != md5[f"{name}.bin"]:
             print(f"{name}.bin: MD5 mismatch", file=sys.stderr)
             ok = False
             continue

@@ -145,8 +145,8 @@ def _stored(stored: dict | None) -> tuple[dict, dict]:
     return (stored["data"], stored["stamp"]) if ok else ({}, {})
 
 
-def _kept(view: str, name: str) -> None:
-    print(f"{view} {name}: kept from the stored view (same weights and images)", flush=True)
+def _kept(view: str, name: str, same: str = "weights and images") -> None:
+    print(f"{view} {name}: kept from the stored view (same {same})", flush=True)
 
 
 def layer_responses(s: Settings, limit: int | None = None):
@@ -264,7 +264,7 @@ def faithfulness_study(s: Settings, n_images: int = 500, stored: dict | None = N
         sha = ck.metrics.get("weights_sha256")
         if name in old and _still_right(old[name], stamp.get(name), sha, y.tolist()):
             out[name] = old[name]
-            print(f"faithfulness {name}: kept from the stored view (same weights, images and settings)", flush=True)
+            _kept("faithfulness", name, "weights, images and settings")
             continue
         t = time.perf_counter()
 
