@@ -199,7 +199,9 @@ def train_queue(args) -> dict:
             elif not running:
                 pending.remove(unit)
                 skipped.append(unit)
-                event(f"skipped {'+'.join(unit)}: estimate {est[unit]:.0f} s > {left:.0f} s left")
+                why = (f"estimate {est[unit]:.0f} s > {left:.0f} s left" if args.fit
+                       else f"{left:.0f} s left, not over --min-left {args.min_left:.0f} s")
+                event(f"skipped {'+'.join(unit)}: {why}")
         if time.time() >= deadline:
             break
         if time.time() - last_pack > 20:

@@ -1,4 +1,4 @@
-"""The lease scripts' logic on CPU: the probe's plan choice, the queue's units, one probe run."""
+"""The lease scripts' logic on CPU: the probe's plan choice, the queue's units, one probe run, the skip reason."""
 import json
 import subprocess
 import sys
@@ -55,3 +55,13 @@ def test_probe_one_packed_run_on_cpu():
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["k"] == 2 and got["s_per_step"] > 0
     assert got["img_per_s"] == pytest.approx(2 * 128 / got["s_per_step"], rel=1e-3)
+
+
+def test_train_skip_names_the_real_reason(tmp_path):
+    """Without --fit, a unit waits only for --min-left; the skip said 'estimate 0 s > 118 s left' once."""
+    r = subprocess.run([sys.executable, "bench/lease.py", "train", "--out", str(tmp_path / "out"),
+                        "--work", str(tmp_path / "work"), "--budget", "30", "--models", "resnet20",
+                        "--jobs", "1", "--pack", "1", "--compile", "eager", "--device", "cpu"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "skipped resnet20: 30 s left, not over --min-left 120 s" in r.stdout
