@@ -18,6 +18,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from engine.models import list_models
 from tests.support import BAD, EXAMPLES as EX, ROOT, running_app
 
 METHODS = ["Saliency", "Integrated Gradients", "SmoothGrad", "Guided Backprop", "DeepLift", "Grad-CAM",
@@ -36,7 +37,9 @@ def _metrics(name):
 
 
 def _shipped_models():
-    return sorted(p.parent.name for p in (ROOT / "checkpoints").glob("*/config.json"))
+    """The checkpoint folders on disk, in registry order (resnet110 after resnet56), as the page lists them."""
+    found = {p.parent.name for p in (ROOT / "checkpoints").glob("*/config.json")}
+    return [n for n in list_models() if n in found]
 
 
 def _check_label(lab):
