@@ -1,8 +1,8 @@
 """bench/stage.py, the lease's data staging: the lossless bands of a CIFAR-10 mosaic, carried in
 folders that each fit the room left beside the tree, rebuild the batch's .bin byte for byte (the
-shared unpack.py's own rebuild of the whole mosaic is the reference, and its MD5 is checked), and only once all of a batch's rows have arrived. A synthetic mosaic (every pixel a
-different function of row, column and channel) keeps it fast; the real batches were checked once
-by hand (README)."""
+shared unpack.py's own rebuild of the whole mosaic is the reference, and its MD5 is checked), and
+only once all of a batch's rows have arrived. A synthetic mosaic (every pixel a different function
+of row, column and channel) keeps it fast; the real batches were checked once by hand (README)."""
 import hashlib
 import importlib.util
 
