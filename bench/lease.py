@@ -18,7 +18,8 @@ A lease is 15 device-minutes in all, one command at most 10 minutes, and only 8 
   folders into DIR/ckpt-N.tar (<= 15 MiB each); at the deadline it stops what is still running
   (each run has saved its resumable state within its last 500 iterations) and packs those into
   DIR/unfinished-N.tar, so a timeout loses nothing that was saved. Logs and a summary go to
-  DIR/logs.tar. Needs only what engine.train needs (torch, numpy, safetensors).
+  DIR/logs.tar. A net already finished with the same --seed (shipped in checkpoints/, or in
+  --resume-from) is not trained again. Needs only what engine.train needs (torch, numpy, safetensors).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from engine import models  # noqa: E402
 
-BACKLOG = ["resnet110", "plain110", "resnet44", "plain44"]  # what is left of issue 13's zoo (the others shipped)
+BACKLOG: list[str] = []  # issue 13's zoo has shipped: name --models (and --seed S for another seed)
 MODES = ["eager", "reduce-overhead", "default"]  # "eager" = bf16 autocast + channels_last, no compile
 TAR_LIMIT = 15 * 2**20  # bytes per returned file (the tool returns files of at most 16 MiB)
 
@@ -67,11 +68,13 @@ def pack(out: Path, ckpt_root: Path, names: list[str], prefix: str, max_files: i
     return written
 
 
-def finished(folder: Path) -> bool:
+def finished(folder: Path, seed: int | None = None) -> bool:
+    """The run in `folder` finished (and, if `seed` is given, with that seed)."""
     try:
-        return json.loads((folder / "metrics.json").read_text()).get("finished") is True
+        m = json.loads((folder / "metrics.json").read_text())
     except (OSError, ValueError):
         return False
+    return m.get("finished") is True and (seed is None or m.get("seed") == seed)
 
 
 def progress(folder: Path) -> int:
@@ -116,6 +119,12 @@ def train_queue(args) -> dict:
     pfile = ROOT / "data" / "probe.json"
     probed = json.loads(pfile.read_text()) if pfile.is_file() else None
     here = provenance(torch.device(args.device))["device"]
+    # a net already finished with this seed, shipped or in --resume-from (the latter named if both), is not trained again
+    places = [ROOT / "checkpoints", *([Path(args.resume_from)] if args.resume_from else [])]
+    already = {n: str(p / n) for n in args.models for p in places if finished(p / n, args.seed)}
+    args.models = [n for n in args.models if n not in already]
+    if not args.models:
+        sys.exit(f"nothing to train: {already or 'no --models'} (seed {args.seed}); name --models, or another --seed")
     if probed and probed.get("device") != here:  # a probe of another machine says nothing about this one
         print(f"ignoring {pfile}: it probed {probed.get('device')!r}, this is {here!r}", flush=True)
         probed = None
@@ -155,7 +164,9 @@ def train_queue(args) -> dict:
         env.update(mps_env())
         err = mps(True, env)
         event(f"MPS daemon {'started' if err is None else f'failed ({err}); going on without it'}")
-    event(f"plan {summary['plan']}; resuming {sorted(resume) or 'none'}; estimated seconds per unit: "
+    summary["already_finished"] = already
+    event(f"plan {summary['plan']}; resuming {sorted(resume) or 'none'}; already finished (not trained): "
+          f"{already or 'none'}; estimated seconds per unit: "
           f"{summary['estimate_s'] if plan['sec'] else 'none (no probe of this plan)'}")
     pending, running, done, skipped, retried = [tuple(u) for u in queue], {}, [], [], set()
     started_as = {}  # unit -> the compile mode it was started with

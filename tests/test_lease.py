@@ -1,4 +1,5 @@
-"""The lease scripts' logic on CPU: the probe's plan choice, the queue's units, one probe run, the skip reason."""
+"""The lease scripts' logic on CPU: the probe's plan choice, the queue's units, one probe run, the skip reason,
+and that nets already finished with the same seed (shipped, or in --resume-from) are not trained again."""
 import json
 import subprocess
 import sys
@@ -61,7 +62,22 @@ def test_train_skip_names_the_real_reason(tmp_path):
     """Without --fit, a unit waits only for --min-left; the skip said 'estimate 0 s > 118 s left' once."""
     r = subprocess.run([sys.executable, "bench/lease.py", "train", "--out", str(tmp_path / "out"),
                         "--work", str(tmp_path / "work"), "--budget", "30", "--models", "resnet20",
-                        "--jobs", "1", "--pack", "1", "--compile", "eager", "--device", "cpu"],
+                        "--seed", "1", "--jobs", "1", "--pack", "1", "--compile", "eager", "--device", "cpu"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "skipped resnet20: 30 s left, not over --min-left 120 s" in r.stdout
+
+
+def test_train_leaves_out_nets_finished_with_the_same_seed(tmp_path):
+    """A lease once retrained shipped resnet110 and, in a second call, three nets the first had finished."""
+    done = tmp_path / "resume" / "plain20"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text(json.dumps({"finished": True, "seed": 0}))
+    r = subprocess.run([sys.executable, "bench/lease.py", "train", "--out", str(tmp_path / "out"),
+                        "--work", str(tmp_path / "work"), "--budget", "30", "--models", "resnet20", "plain20",
+                        "--resume-from", str(tmp_path / "resume"), "--jobs", "1", "--pack", "1",
+                        "--compile", "eager", "--device", "cpu"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "nothing to train" in r.stderr and str(done) in r.stderr
+    assert str(ROOT / "checkpoints" / "resnet20") in r.stderr
