@@ -18,8 +18,8 @@ A lease is 15 device-minutes in all, one command at most 10 minutes, and only 8 
   folders into DIR/ckpt-N.tar (<= 15 MiB each); at the deadline it stops what is still running
   (each run has saved its resumable state within its last 500 iterations) and packs those into
   DIR/unfinished-N.tar, so a timeout loses nothing that was saved. Logs and a summary go to
-  DIR/logs.tar. A net already finished with the same --seed (shipped in checkpoints/, or in
-  --resume-from) is not trained again. Needs only what engine.train needs (torch, numpy, safetensors).
+  DIR/logs.tar. A net already finished with the same --seed (shipped in checkpoints/NAME, or in
+  checkpoints/seeds/NAME-seedS for seed S > 0, or in --resume-from) is not trained again. Needs only what engine.train needs (torch, numpy, safetensors).
 """
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def train_queue(args) -> dict:
     import torch
 
     from bench.probe import choose
-    from engine.runs import provenance
+    from engine.runs import folder_for, provenance
 
     t0 = time.time()
     deadline = t0 + args.budget
@@ -120,8 +120,10 @@ def train_queue(args) -> dict:
     probed = json.loads(pfile.read_text()) if pfile.is_file() else None
     here = provenance(torch.device(args.device))["device"]
     # a net already finished with this seed, shipped or in --resume-from (the latter named if both), is not trained again
-    places = [ROOT / "checkpoints", *([Path(args.resume_from)] if args.resume_from else [])]
-    already = {n: str(p / n) for n in args.models for p in places if finished(p / n, args.seed)}
+    # (shipped: checkpoints/NAME for seed 0, checkpoints/seeds/NAME-seedS for the others; --resume-from: DIR/NAME)
+    def places(n):
+        return [folder_for(ROOT / "checkpoints", n, args.seed), *([Path(args.resume_from) / n] if args.resume_from else [])]
+    already = {n: str(f) for n in args.models for f in places(n) if finished(f, args.seed)}
     args.models = [n for n in args.models if n not in already]
     if not args.models:
         sys.exit(f"nothing to train: {already or 'no --models'} (seed {args.seed}); name --models, or another --seed")

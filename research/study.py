@@ -75,9 +75,12 @@ def _stats(values: list[float]) -> tuple[float, float, int]:
 
 
 def _matches(main: dict, seed: dict) -> bool:
-    """A seed run counts only if finished (where recorded) and trained as the main run was."""
-    return seed.get("finished", True) is True and all(
-        seed.get(k, main.get(k)) == main.get(k) for k in ("recipe", "iterations", "data", "parallel"))
+    """A seed run counts only if finished (where recorded) and trained as the main run was: the same
+    recipe, iterations and data, and the same setup (engine.evaluate.setup, so a run from before the
+    "parallel" record and a one-process run that records it are both 1×128). A key the seed does not
+    record is taken to be the main run's."""
+    return seed.get("finished", True) is True and setup({**main, **seed}) == setup(main) and all(
+        seed.get(k, main.get(k)) == main.get(k) for k in ("recipe", "iterations", "data"))
 
 
 def _row(rec) -> dict:

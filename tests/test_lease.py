@@ -81,3 +81,17 @@ def test_train_leaves_out_nets_finished_with_the_same_seed(tmp_path):
     assert r.returncode != 0
     assert "nothing to train" in r.stderr and str(done) in r.stderr
     assert str(ROOT / "checkpoints" / "resnet20") in r.stderr
+
+
+def test_train_leaves_out_shipped_seed_runs(tmp_path):
+    """Seed runs ship as checkpoints/seeds/NAME-seedS (engine.runs.folder_for); a --seed S lease looks
+    there, not in checkpoints/NAME (seed 0). resnet20's seed 1 is shipped (first 2026-11-28 lease)."""
+    shipped = ROOT / "checkpoints" / "seeds" / "resnet20-seed1"
+    assert (shipped / "metrics.json").is_file()
+    r = subprocess.run([sys.executable, "bench/lease.py", "train", "--out", str(tmp_path / "out"), "--work",
+                        str(tmp_path / "work"), "--budget", "30", "--models", "resnet20", "--seed", "1",
+                        "--jobs", "1", "--pack", "1", "--compile", "eager", "--device", "cpu"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "nothing to train" in r.stderr and str(shipped) in r.stderr
+

@@ -1,7 +1,8 @@
 """The shipped checkpoints (checkpoints/NAME/) are what they claim: GPU-trained with the full recipe,
 and their test error, re-measured here on the CPU, matches the GPU's metrics.json within 0.05 points
 (5 of the 10,000 test images). Unfinished runs kept for a later lease (checkpoints/.unfinished/)
-are never offered as models.
+are never offered as models. Further seeds (checkpoints/seeds/NAME-seedS) are held to the same
+standard and to their main run's recipe.
 
 A shipped residual net is at most 1 point above the paper's Table 6 error: further up, something is
 broken. The bar was 0.5 (two binomial standard errors on 10,000 images) until resnet56 shipped at
@@ -14,7 +15,7 @@ fails; the README reports the gap, growing with depth, and its candidate causes.
 import pytest
 
 from engine import checkpoints, models
-from engine.evaluate import PAPER_TABLE6, error_rate
+from engine.evaluate import PAPER_TABLE6, error_rate, setup
 
 SHIPPED = checkpoints.list_folders()
 BAR = 1.0  # points above the paper's Table 6 error a shipped residual net may be
@@ -33,6 +34,23 @@ def test_shipped_checkpoint_matches_its_metrics(folder, cifar):
     if ck.model.spec.kind == "residual" and ck.name in PAPER_TABLE6 and ck.name != "resnet1202":
         bar = ALLOWANCE.get(ck.name, BAR)
         assert err <= PAPER_TABLE6[ck.name] + bar, "a residual net far above the paper's Table 6 error"
+
+
+SEED_RUNS = sorted((checkpoints.DEFAULT_ROOT / "seeds").glob("*-seed*"))
+
+
+@pytest.mark.parametrize("folder", SEED_RUNS, ids=[f.name for f in SEED_RUNS])
+def test_shipped_seed_run_matches_its_metrics_and_its_main_run(folder, cifar):
+    """checkpoints/seeds/NAME-seedS (engine.runs.folder_for): GPU-trained and finished like the main
+    run, with the same recipe, data and setup (else research/study.py would leave it out of the mean
+    silently; the 20-layer main runs predate the "parallel" record, so setup() compares), a seed other than the main run's, and its test error re-measured within 0.05 points."""
+    ck = checkpoints.load(folder, check_sha=True)
+    m, main = ck.metrics, checkpoints.read_json(checkpoints.DEFAULT_ROOT / ck.name / checkpoints.METRICS)
+    assert folder.name == f"{ck.name}-seed{m['seed']}" and m["seed"] != main["seed"]
+    assert m["finished"] is True and m["device_type"] == "cuda"
+    assert all(m[k] == main[k] for k in ("recipe", "iterations", "data")) and setup(m) == setup(main)
+    err = error_rate(ck.model, *cifar["test"], ck.normalization)
+    assert abs(err - m["test_error_pct"]) <= 0.05, (folder.name, err, m["test_error_pct"])
 
 
 def test_unfinished_runs_are_not_listed():

@@ -50,6 +50,16 @@ def root(tmp_path_factory):
     return root
 
 
+def test_a_seed_run_counts_by_its_setup_not_its_raw_parallel_record():
+    """The 20-layer main runs predate the "parallel" record; their seed-1 runs (2026-11-28) carry it,
+    for the same one-process 1×128 setup, and must count; a 2×64 seed must not."""
+    main = {"recipe": {"batch_size": 128}, "iterations": 3, "data": {"train_images": 50_000}, "finished": True}
+    one = {**main, "parallel": {"world_size": 1, "per_rank_batch": 128, "bn": "per-rank", "bn_images": 128}}
+    two = {**main, "parallel": {"world_size": 2, "per_rank_batch": 64, "bn": "per-rank", "bn_images": 64}}
+    assert study._matches(main, one) and study._matches(one, main)
+    assert not study._matches(main, two) and not study._matches(one, two)
+
+
 def test_results_table(root):
     df = study.results_table(checkpoints.records(root))
     assert list(df.columns) == study.COLUMNS
