@@ -10,7 +10,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from engine import corruptions
+from engine import checkpoints, corruptions
 from serving import images
 from tests.support import EXAMPLES
 
@@ -53,9 +53,11 @@ def test_same_seed_same_image_other_seed_other_image(client):
 
 
 def test_an_unavailable_model_is_named(client):
-    seen, lab_p, lab_r, _, notes = _call(client, "contrast", 2, plain="plain110")
-    assert lab_p in ({}, None) and len(lab_r["confidences"]) == 5
-    assert "`plain110`: unavailable. plain110 has no trained checkpoint yet" in notes
+    # resnet1202: not shipped (every plain net is, since plain110 on 2026-11-28)
+    assert not (checkpoints.DEFAULT_ROOT / "resnet1202").exists()
+    seen, lab_p, lab_r, _, notes = _call(client, "contrast", 2, residual="resnet1202")
+    assert lab_r in ({}, None) and len(lab_p["confidences"]) == 5
+    assert "`resnet1202`: unavailable. resnet1202 has no trained checkpoint yet" in notes
 
 
 @pytest.mark.parametrize("args, message", [
