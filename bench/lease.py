@@ -19,7 +19,8 @@ A lease is 15 device-minutes in all, one command at most 10 minutes, and only 8 
   (each run has saved its resumable state within its last 500 iterations) and packs those into
   DIR/unfinished-N.tar, so a timeout loses nothing that was saved. Logs and a summary go to
   DIR/logs.tar. A net already finished with the same --seed (shipped in checkpoints/NAME, or in
-  checkpoints/seeds/NAME-seedS for seed S > 0, or in --resume-from) is not trained again. Needs only what engine.train needs (torch, numpy, safetensors).
+  checkpoints/seeds/NAME-seedS for seed S > 0, or in --resume-from) is not trained again. Needs only
+  what engine.train needs (torch, numpy, safetensors).
 """
 from __future__ import annotations
 
@@ -122,7 +123,8 @@ def train_queue(args) -> dict:
     # a net already finished with this seed, shipped or in --resume-from (the latter named if both), is not trained again
     # (shipped: checkpoints/NAME for seed 0, checkpoints/seeds/NAME-seedS for the others; --resume-from: DIR/NAME)
     def places(n):
-        return [folder_for(ROOT / "checkpoints", n, args.seed), *([Path(args.resume_from) / n] if args.resume_from else [])]
+        resumed = [Path(args.resume_from) / n] if args.resume_from else []
+        return [folder_for(ROOT / "checkpoints", n, args.seed), *resumed]
     already = {n: str(f) for n in args.models for f in places(n) if finished(f, args.seed)}
     args.models = [n for n in args.models if n not in already]
     if not args.models:

@@ -94,4 +94,3 @@ def test_train_leaves_out_shipped_seed_runs(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "nothing to train" in r.stderr and str(shipped) in r.stderr
-

@@ -43,7 +43,8 @@ SEED_RUNS = sorted((checkpoints.DEFAULT_ROOT / "seeds").glob("*-seed*"))
 def test_shipped_seed_run_matches_its_metrics_and_its_main_run(folder, cifar):
     """checkpoints/seeds/NAME-seedS (engine.runs.folder_for): GPU-trained and finished like the main
     run, with the same recipe, data and setup (else research/study.py would leave it out of the mean
-    silently; the 20-layer main runs predate the "parallel" record, so setup() compares), a seed other than the main run's, and its test error re-measured within 0.05 points."""
+    silently; the 20-layer main runs predate the "parallel" record, so setup() compares), a seed
+    other than the main run's, and its test error re-measured within 0.05 points."""
     ck = checkpoints.load(folder, check_sha=True)
     m, main = ck.metrics, checkpoints.read_json(checkpoints.DEFAULT_ROOT / ck.name / checkpoints.METRICS)
     assert folder.name == f"{ck.name}-seed{m['seed']}" and m["seed"] != main["seed"]
