@@ -22,15 +22,21 @@ BAR = 1.0  # points above the paper's Table 6 error a shipped residual net may b
 ALLOWANCE = {"resnet110": 2.0}  # the named exceptions (docstring)
 
 
+def _remeasured(folder, cifar):
+    """(checkpoint, test error re-measured here), after checking it against its metrics.json."""
+    ck = checkpoints.load(folder, check_sha=True)
+    err = error_rate(ck.model, *cifar["test"], ck.normalization)
+    assert abs(err - ck.metrics["test_error_pct"]) <= 0.05, (folder.name, err, ck.metrics["test_error_pct"])
+    return ck, err
+
+
 @pytest.mark.parametrize("folder", SHIPPED, ids=[f.name for f in SHIPPED])
 def test_shipped_checkpoint_matches_its_metrics(folder, cifar):
-    ck = checkpoints.load(folder, check_sha=True)
+    ck, err = _remeasured(folder, cifar)
     m = ck.metrics
     assert m["finished"] is True and m["iterations"] == m["recipe"]["iters"] == 64_000
     assert m["device_type"] == "cuda", "only GPU-trained checkpoints are shipped"
     assert m["data"]["train_images"] == 50_000
-    err = error_rate(ck.model, *cifar["test"], ck.normalization)
-    assert abs(err - m["test_error_pct"]) <= 0.05, (folder.name, err, m["test_error_pct"])
     if ck.model.spec.kind == "residual" and ck.name in PAPER_TABLE6 and ck.name != "resnet1202":
         bar = ALLOWANCE.get(ck.name, BAR)
         assert err <= PAPER_TABLE6[ck.name] + bar, "a residual net far above the paper's Table 6 error"
@@ -45,13 +51,11 @@ def test_shipped_seed_run_matches_its_metrics_and_its_main_run(folder, cifar):
     run, with the same recipe, data and setup (else research/study.py would leave it out of the mean
     silently; the 20-layer main runs predate the "parallel" record, so setup() compares), a seed
     other than the main run's, and its test error re-measured within 0.05 points."""
-    ck = checkpoints.load(folder, check_sha=True)
+    ck, _ = _remeasured(folder, cifar)
     m, main = ck.metrics, checkpoints.read_json(checkpoints.DEFAULT_ROOT / ck.name / checkpoints.METRICS)
     assert folder.name == f"{ck.name}-seed{m['seed']}" and m["seed"] != main["seed"]
     assert m["finished"] is True and m["device_type"] == "cuda"
     assert all(m[k] == main[k] for k in ("recipe", "iterations", "data")) and setup(m) == setup(main)
-    err = error_rate(ck.model, *cifar["test"], ck.normalization)
-    assert abs(err - m["test_error_pct"]) <= 0.05, (folder.name, err, m["test_error_pct"])
 
 
 def test_unfinished_runs_are_not_listed():
