@@ -3,14 +3,14 @@
     python app.py        # http://127.0.0.1:7860 (a Hugging Face Space runs this file as it is)
 
 Five tabs on the uploaded image, each also a public API (gradio_client): classify, explain (and its
-faithfulness scores of every method), corrupt (ui/corrupt.py), architecture, gradient_flow (handlers:
-ui/lab.py); then the research tabs of ui/research_tabs.py (results, curves, layer_responses, lesion,
+faithfulness scores of every method), corrupt (core/ui/corrupt.py), architecture, gradient_flow (handlers:
+core/ui/lab.py); then the research tabs of core/ui/research_tabs.py (results, curves, layer_responses, lesion,
 landscape, shattered, faithfulness_study, robustness, vgg_vs_resnet).
-This file only wires: images are decoded by serving.images, models served by serving.zoo,
-attributions by serving.attribution, analysis by engine.introspection, plots by figures/, text by
-ui/text.py, and ui/page.py's script keeps each figure at its component's width. Every handler that
-runs a model runs on one worker thread (serving/worker.py), and output files are written whole by
-serving/files.py. Importing it does no work: `python app.py` builds and launches the demo, then
+This file only wires: images are decoded by core.serving.images, models served by core.serving.zoo,
+attributions by core.serving.attribution, analysis by core.engine.introspection, plots by core/figures/, text by
+core/ui/text.py, and core/ui/page.py's script keeps each figure at its component's width. Every handler that
+runs a model runs on one worker thread (core/serving/worker.py), and output files are written whole by
+core/serving/files.py. Importing it does no work: `python app.py` builds and launches the demo, then
 warms the default pair up in the background (logged; $RESNET_LAB_LOG sets the level), and `app.demo`
 (what `gradio app.py` and Spaces tooling look up) builds it on first access, without the warm-up.
 Nothing touches the network; models load on first use.
@@ -23,16 +23,17 @@ import logging  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from engine import corruptions, models  # noqa: E402
-from engine.data import CLASSES  # noqa: E402
-from engine.settings import Settings, set_threads  # noqa: E402
-from serving import attribution, images  # noqa: E402
-from serving.worker import Worker  # noqa: E402
-from serving.zoo import Zoo  # noqa: E402
-from ui import page, robustness_text, text  # noqa: E402
-from ui.corrupt import CONTROLS as CORRUPT, MAX_SEED, Corrupt  # noqa: E402
-from ui.lab import BN_MODES, EXPLAIN, FLOW, PLAIN, RESIDUAL, Lab, examples  # noqa: E402
-from ui.research_tabs import research_tabs  # noqa: E402
+from core.engine import corruptions, models  # noqa: E402
+from core.engine.data import CLASSES  # noqa: E402
+from core.serving import attribution, images  # noqa: E402
+from core.serving.worker import Worker  # noqa: E402
+from core.serving.zoo import Zoo  # noqa: E402
+from core.settings import Settings, set_threads  # noqa: E402
+from core.ui import page, robustness_text, text  # noqa: E402
+from core.ui.corrupt import CONTROLS as CORRUPT  # noqa: E402
+from core.ui.corrupt import MAX_SEED, Corrupt
+from core.ui.lab import BN_MODES, EXPLAIN, FLOW, PLAIN, RESIDUAL, Lab, examples  # noqa: E402
+from core.ui.research_tabs import research_tabs  # noqa: E402
 
 MAX_FILE_SIZE = images.MAX_BYTES
 

@@ -1,14 +1,14 @@
 """Latency of the dashboard on this machine: model time, attribution time, cold start, first clicks
 after the warm-up, and classify end to end with a server-side profile.
 
-    python bench/app_latency.py [--requests 30] [--root CHECKOUT] [--json OUT.json]
+    python -m bench.app_latency [--requests 30] [--root CHECKOUT] [--json OUT.json]
 
 1. Model time to classify one image with plain110 and resnet110 (median of 50), unfolded and with
    BN folded into the convs (what the app runs); then folded on a second thread while the first
    thread's OpenMP team still exists (what a pool of request threads does), with the CPU quota of
    intra-op threads and with one (what the app's classify uses).
 2. Attribution time on resnet110 (median of 5): Grad-CAM (layer3), Saliency, Integrated Gradients
-   (50 steps), through serving.attribution, as the Explain tab calls it.
+   (50 steps), through core.serving.attribution, as the Explain tab calls it.
 3. Cold start: `python app.py` from process start to the page answering, and to the first
    successful classify through gradio_client (models load lazily, so this includes loading).
 4. First clicks: once the app's log says "warm-up: done" (a checkout without a warm-up: as soon as
@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -40,16 +41,21 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.support import free_port  # noqa: E402
+from core.serving import attribution
+from core.ui.lab import EXPLAIN as PAGE
+from core.ui.lab import FLOW
 
-from serving import attribution  # noqa: E402
-from ui.lab import EXPLAIN as PAGE, FLOW  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 EXPLAIN = tuple(PAGE.values())  # the page's explain arguments, in the endpoint's order (method first)
 METHODS = tuple(attribution.METHODS)
 IMAGE = str(ROOT / "assets" / "examples" / "photo_cat.jpg")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def median_ms(fn, n):
@@ -89,9 +95,9 @@ def stop(proc):
 def in_process_rows():
     import torch
 
-    from engine import models
-    from engine.settings import Settings, set_threads
-    from serving import zoo
+    from core.engine import models
+    from core.serving import zoo
+    from core.settings import Settings, set_threads
     served = zoo.Zoo(Settings.from_env())
     set_threads(served.settings.threads)
     x_u8 = served.test_sample()[0][0]
@@ -215,9 +221,9 @@ def main():
     args = ap.parse_args()
     import torch
 
-    from engine import models
-    from engine.checkpoints import list_folders
-    from engine.settings import Settings, cpu_quota
+    from core.engine import models
+    from core.engine.checkpoints import list_folders
+    from core.settings import Settings, cpu_quota
     result = {"torch": torch.__version__, "threads": Settings.from_env().threads or cpu_quota(),
               "root": str(args.root), "requests": args.requests}
     result["in process"] = dict(in_process_rows()) if args.root == ROOT else {}

@@ -1,35 +1,32 @@
 """The cost of the Corrupt tab on this machine, per corruption (the README's table comes from this output).
 
-    python bench/corrupt_cost.py [--repeats 5] [--depths 20 110] [--json OUT.json]
+    python -m bench.corrupt_cost [--repeats 5] [--depths 20 110] [--json OUT.json]
 
 Per corruption, the median of --repeats calls (after one warm-up call) of:
-  one       engine.corruptions.corrupt of one 32x32 image at severity 3;
-  click     the Corrupt button as the server runs it (ui.corrupt.Corrupt.corrupt on the shipped example
+  one       core.engine.corruptions.corrupt of one 32x32 image at severity 3;
+  click     the Corrupt button as the server runs it (core.ui.corrupt.Corrupt.corrupt on the shipped example
             photo_cat.jpg, 1280 x 853): decode, the 5 severities, both nets on the clean image and each
             severity (12 classifications), the PNG write and the chart, for the pair at each of --depths.
 The nets have fresh weights (an empty checkpoint folder: the compute does not depend on them).
-Threads: the CPU quota (engine.settings), as the app runs.
+Threads: the CPU quota (core.settings), as the app runs.
 """
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from engine import corruptions, models  # noqa: E402
-from engine.settings import Settings, set_threads  # noqa: E402
-from serving import images  # noqa: E402
-from serving.worker import Worker  # noqa: E402
-from serving.zoo import Zoo  # noqa: E402
-from ui.corrupt import Corrupt  # noqa: E402
-from ui.lab import Lab  # noqa: E402
+from bench.app_latency import median_ms as _median  # one warm-up call, then the median in ms
+from core.engine import corruptions, models
+from core.serving import images
+from core.serving.worker import Worker
+from core.serving.zoo import Zoo
+from core.settings import Settings, set_threads
+from core.ui.corrupt import Corrupt
+from core.ui.lab import Lab
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from app_latency import median_ms as _median  # noqa: E402  (one warm-up call, then the median in ms)
+ROOT = Path(__file__).resolve().parent.parent
 
 PHOTO = ROOT / "assets" / "examples" / "photo_cat.jpg"
 

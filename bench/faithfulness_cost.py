@@ -1,25 +1,24 @@
 """The cost of the Explain tab's faithfulness outputs on this machine, per method, per net, at depths
 20 and 110 (the README's table comes from this script's output).
 
-    python bench/faithfulness_cost.py [--repeats 3] [--depths 20 110] [--json OUT.json]
+    python -m bench.faithfulness_cost [--repeats 3] [--depths 20 110] [--json OUT.json]
 
 For each net of the pairs at depths 20 and 110 (fresh He-initialised weights, BN statistics from 8
 random images: the compute does not depend on the weights) and each attribution method at the page's
 defaults, the median of --repeats calls (after one warm-up call) of:
-  attribution   serving.attribution.attribute, what the Explain click already paid;
+  attribution   core.serving.attribution.attribute, what the Explain click already paid;
   curves        the Explain click's deletion and insertion curves: the method's order and the random
-                order, 2 x 2 x 33 images (research.faithfulness.curves);
-  metrics       Captum's infidelity and sensitivity for that method (research.faithfulness.captum_metrics);
+                order, 2 x 2 x 33 images (core.research.faithfulness.curves);
+  metrics       Captum's infidelity and sensitivity for that method (core.research.faithfulness.captum_metrics);
 and per net, independent of the method: "Score every method" (every method's map, then the curves of
 all eight orders); and once, the heat map on a 1280 x 853 JPEG upload as the Explain click pays for
 it: images.load_photo (one decode, the 32x32 image and a 1024 x 682 display copy) + overlay.on_photo
-+ the PNG write (serving.files.publish_png), beside images.load alone (what the click paid before).
-Threads: the CPU quota (engine.settings), as the app runs.
++ the PNG write (core.serving.files.publish_png), beside images.load alone (what the click paid before).
+Threads: the CPU quota (core.settings), as the app runs.
 """
 import argparse
 import io
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -27,14 +26,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine import models  # noqa: E402
-from engine.settings import Settings, set_threads  # noqa: E402
-from research import faithfulness  # noqa: E402
-from serving import attribution, files, images, overlay  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from app_latency import median_ms as _median  # noqa: E402  (one warm-up call, then the median in ms)
+from bench.app_latency import median_ms as _median  # one warm-up call, then the median in ms
+from core.engine import models
+from core.research import faithfulness
+from core.serving import attribution, files, images, overlay
+from core.settings import Settings, set_threads
 
 DEPTHS = (20, 110)
 

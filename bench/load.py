@@ -1,6 +1,6 @@
 """Load: concurrent gradio_client users against `python app.py`, in two scenarios, idle and busy.
 
-    python bench/load.py [--pairs 20 110] [--users 1 20] [--requests 6] [--json OUT.json] [--root CHECKOUT]
+    python -m bench.load [--pairs 20 110] [--users 1 20] [--requests 6] [--json OUT.json] [--root CHECKOUT]
 
 Scenarios, each in a fresh app, for each pair (20: the shipped checkpoints; 110: an empty checkpoint
 folder, i.e. untrained mode, the same compute) and each user count (1: idle; 20: busy):
@@ -21,15 +21,14 @@ the "before" of a change. Numbers go in the README.
 import argparse
 import json
 import random
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from bench.app_latency import EXPLAIN, METHODS, start_app, stop, wait_warm
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-from app_latency import EXPLAIN, METHODS, start_app, stop, wait_warm  # noqa: E402
 
 ENDPOINTS = ("classify", "explain", "architecture")
 

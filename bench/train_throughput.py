@@ -1,14 +1,14 @@
 """Training throughput (img/s) of the project's training path, per model and mode.
 
-    python bench/train_throughput.py [--models resnet20 resnet56 resnet110] [--iters 60] [--device cuda]
-    torchrun --standalone --nproc_per_node N bench/train_throughput.py ... [--sync-bn]   # the same, DDP
+    python -m bench.train_throughput [--models resnet20 resnet56 resnet110] [--iters 60] [--device cuda]
+    torchrun --standalone --nproc_per_node N -m bench.train_throughput ... [--sync-bn]   # the same, DDP
 
-Runs engine.train.train() itself (same loader, augmentation, optimiser and step) on random uint8
+Runs core.engine.train.train() itself (same loader, augmentation, optimiser and step) on random uint8
 images, and reports steady-state img/s: the rate between the middle and the last history rows,
 so start-up and torch.compile warm-up are left out. Modes: "eager-fp32" everywhere; on CUDA also
 "bf16+channels_last" and, with --compile, "bf16+channels_last+compile". Needs only torch and numpy,
 so it runs on the GPU machines. Results are printed as a Markdown table for the README. Under
-torchrun every rank trains (engine.distributed: batch split over the ranks) and rank 0 reports the
+torchrun every rank trains (core.engine.distributed: batch split over the ranks) and rank 0 reports the
 rate of the whole global batch.
 """
 import argparse
@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine import distributed  # noqa: E402
-from engine.checkpoints import read_history  # noqa: E402
-from engine.runs import provenance  # noqa: E402
-from engine.train import Recipe, train  # noqa: E402
+from core.engine import distributed
+from core.engine.checkpoints import read_history
+from core.engine.runs import provenance
+from core.engine.train import Recipe, train
 
 
 def steady_img_s(history, batch_size):

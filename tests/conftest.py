@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import data, models
+from core.engine import data, models
 from tests.support import ROOT, require_cifar, running_app
 
 SHARED_UNPACK = ROOT.parent / "shared" / "cifar10" / "unpack.py"
@@ -43,7 +43,7 @@ def cifar(cifar_dir):
 
 @pytest.fixture(scope="session")
 def net():
-    """net(name): a cached engine.models.calibrated(name) model (seed 0), shared by the tests that
+    """net(name): a cached core.engine.models.calibrated(name) model (seed 0), shared by the tests that
     only read it."""
     cache = {}
 
@@ -73,7 +73,7 @@ def client(server):
 def one_thread():
     """Tiny batches gain nothing from intra-op threads, and on a shared 2-core box OpenMP spin-waits
     made the small-model tests 10-15x slower (4 s vs 60 s). Restored afterwards for other files."""
-    from serving.zoo import one_thread as single
+    from core.serving.zoo import one_thread as single
 
     with single():
         yield

@@ -1,20 +1,17 @@
-"""What tests/test_distributed.py starts under torchrun: engine.train.train on seeded synthetic data
+"""What tests/test_distributed.py starts under torchrun: core.engine.train.train on seeded synthetic data
 (no CIFAR-10 needed, the same on every rank), with this rank's Dist from the environment, as the
-CLI makes it (engine.distributed.from_env).
+CLI makes it (core.engine.distributed.from_env).
 
     torchrun --standalone --nproc_per_node 2 tests/ddp_job.py OUT ITERS BATCH EVAL_EVERY [--sync-bn] [--resume]
         [--float64] [--out-per-rank]
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from engine import distributed  # noqa: E402
-from engine.train import Recipe, train  # noqa: E402
+from core.engine import distributed
+from core.engine.train import Recipe, train
 
 
 def synthetic(n: int = 1280, seed: int = 0):

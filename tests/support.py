@@ -7,7 +7,7 @@
   moment after it saved N more times; run_group, kill_group: a command and all it starts, ended
   together (no torchrun rank outlives its test).
 - ci, require_cifar: without CIFAR-10, a CI run ($CI true) fails; elsewhere the data tests skip.
-- BAD: hostile uploads with the one message serving.images gives each (tests/test_bad_inputs.py
+- BAD: hostile uploads with the one message core.serving.images gives each (tests/test_bad_inputs.py
   sends them through the API, tests/test_browser.py through the page); image_bytes, png_header and
   animated build such files.
 """
@@ -101,7 +101,7 @@ def kill_after_saves(cmd: list[str], folder: Path, saves: int = 3, timeout: floa
     run. victim(process) -> pid kills that process instead (a torchrun rank); then `cmd` must end
     by itself within `timeout` s. Fails the test if the rows do not come within `timeout` s, or if
     the process ends by itself before the kill (then nothing was tested). Returns cmd's stderr."""
-    from engine.checkpoints import read_history, readable
+    from core.engine.checkpoints import read_history, readable
 
     def rows() -> int:
         return len(read_history(readable(folder)))
@@ -237,7 +237,7 @@ def _too_many(w: int, h: int) -> str:  # PIL refuses these itself (count unknown
             r"upload a smaller image \(for example at most 7000 x 7000\)\.")
 
 
-# name: (file name, bytes, a regex for the whole message (re.fullmatch) serving.images gives this file)
+# name: (file name, bytes, a regex for the whole message (re.fullmatch) core.serving.images gives this file)
 BAD = {
     "empty file": ("a.png", b"", r"the file is empty \(0 bytes\); upload an image file\."),
     "plain text": ("a.png", b"hello, this is not an image\n" * 10, _UNREADABLE),

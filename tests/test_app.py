@@ -18,8 +18,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from engine.checkpoints import list_folders
-from tests.support import BAD, EXAMPLES as EX, ROOT, running_app
+from core.engine.checkpoints import list_folders
+from tests.support import BAD, ROOT, running_app
+from tests.support import EXAMPLES as EX
 
 METHODS = ["Saliency", "Integrated Gradients", "SmoothGrad", "Guided Backprop", "DeepLift", "Grad-CAM",
            "Occlusion"]
@@ -459,7 +460,7 @@ def test_readme_client_example_runs_as_written(server, monkeypatch):
 def test_source_accepts_only_uploads_and_examples(tmp_path, monkeypatch):
     import gradio as gr
 
-    from ui import lab
+    from core.ui import lab
 
     upload = tmp_path / "uploads"
     upload.mkdir()

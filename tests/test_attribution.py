@@ -7,10 +7,9 @@ import copy
 
 import pytest
 import torch
-from captum.attr import (DeepLift, GuidedBackprop, IntegratedGradients, LayerGradCam, Occlusion,
-                         Saliency)
+from captum.attr import DeepLift, GuidedBackprop, IntegratedGradients, LayerGradCam, Occlusion, Saliency
 
-from engine import models
+from core.engine import models
 
 ALL = models.list_models()
 

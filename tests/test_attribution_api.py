@@ -1,4 +1,4 @@
-"""serving.attribution: every method's output, parameter checking, rendering, caching; on resnet110:
+"""core.serving.attribution: every method's output, parameter checking, rendering, caching; on resnet110:
 every method's map, Saliency = the input gradient, Integrated Gradients = its path integral, DeepLift
 complete; Integrated Gradients complete on the shipped resnet20. (Latency: bench/app_latency.py.)"""
 import gc
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from serving import attribution as A
-from engine import models
+from core.engine import models
+from core.serving import attribution as A
 from tests.support import ROOT
 
 NAMES = ("resnet20", "plain20", "resnet20b")
@@ -44,7 +44,7 @@ def test_tables():
 
 
 def test_import_is_light():
-    code = "import sys, serving.attribution; print('captum' in sys.modules, 'torch' in sys.modules)"
+    code = "import sys, core.serving.attribution; print('captum' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -52,7 +52,7 @@ def test_import_is_light():
 def test_the_app_imports_captum_on_its_main_thread_before_the_worker_runs():
     """A lazy first import of captum on the worker thread raced Gradio's matplotlib import on its
     own thread (a CI failure): app.build imports captum.attr and matplotlib on the calling thread."""
-    code = ("import sys, app; from engine.settings import Settings; before = 'captum.attr' in sys.modules; "
+    code = ("import sys, app; from core.settings import Settings; before = 'captum.attr' in sys.modules; "
             "app.build(Settings()); print(before, 'captum.attr' in sys.modules, 'matplotlib.colors' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "True", "True"], out.stdout + out.stderr
@@ -304,8 +304,8 @@ def test_resnet110_deeplift_is_complete(deep):
 def test_integrated_gradients_complete_on_the_shipped_resnet20(example):
     """The shipped resnet20's attributions (50 steps, the app's default) for its predicted class sum to
     the logit change from the mean-colour baseline within 3% (measured: 1.0-1.5%), in float64."""
-    from engine import checkpoints, data
-    from serving import images
+    from core.engine import checkpoints, data
+    from core.serving import images
 
     ck = checkpoints.load(ROOT / "checkpoints" / "resnet20")
     model = ck.model.double().eval()

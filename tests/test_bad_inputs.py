@@ -1,5 +1,5 @@
 """Hostile and odd uploads through the public API (gradio_client -> /classify): each bad file gets
-gradio_client's AppError with its own whole message from serving.images (never Gradio's generic error),
+gradio_client's AppError with its own whole message from core.serving.images (never Gradio's generic error),
 each odd-but-valid image is classified, and the app answers the next valid request every time; a file
 over the size limit is refused by gradio_client before it is sent and, sent anyway, by the server (413).
 
@@ -18,7 +18,8 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from tests.support import BAD, EXAMPLES, image_bytes as _img
+from tests.support import BAD, EXAMPLES
+from tests.support import image_bytes as _img
 
 GOOD = str(EXAMPLES / "cifar_ship.png")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from app import default_depth
-from engine import models
-from engine.settings import Settings
-from serving.zoo import Zoo
+from core.engine import models
+from core.serving.zoo import Zoo
+from core.settings import Settings
 from tests.support import BAD, ROOT, SHOTS, open_tab, wait_for
 
 results = []  # (case, message shown), for the closing note
@@ -107,7 +107,8 @@ def test_walk_through_the_five_tabs(page):
     page.screenshot(path=SHOTS / "4-gradient-flow.png", full_page=True)
 
 
-RESEARCH = [("Results", "#results-btn", "#results-table table"), ("Training curves", "#curves-btn", "#curves-plot .js-plotly-plot"),
+RESEARCH = [("Results", "#results-btn", "#results-table table"),
+            ("Training curves", "#curves-btn", "#curves-plot .js-plotly-plot"),
             ("Layer responses", "#responses-btn", "#responses-plot .js-plotly-plot"),
             ("Lesions", "#lesion-btn", "#lesion-plot .js-plotly-plot"),
             ("Loss landscape", "#landscape-btn", "#landscape-plot .js-plotly-plot"),
@@ -163,7 +164,7 @@ def test_a_bad_upload_shows_a_clear_error(page, tmp_path):
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_uploads_in_the_browser_show_their_message(page, tmp_path, case):
-    """The toast holds exactly this case's message: the app's (serving.images), or for a file that is
+    """The toast holds exactly this case's message: the app's (core.serving.images), or for a file that is
     not image/* by name the page's own refusal, shown on the upload itself (nothing is sent)."""
     fname, data, _ = BAD[case]
     bad = tmp_path / fname

@@ -1,14 +1,14 @@
 """Checkpoint folders: round trip, atomic swap, and one clear CheckpointError per corruption."""
 import json
-import shutil
 import pickle
+import shutil
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from engine import checkpoints as ck
-from engine import models
+from core.engine import checkpoints as ck
+from core.engine import models
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.lib.format import open_memmap
 
-from engine import cifar10c, data
+from core.engine import cifar10c, data
 
 LABELS = np.tile(np.arange(10_000) % 10, 5).astype(np.uint8)
 

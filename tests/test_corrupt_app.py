@@ -1,5 +1,5 @@
 """The Corrupt tab's endpoint through gradio_client against the running app (tests/conftest.py's
-`client`): the corrupted image is the exact 32x32 image engine.corruptions makes of the upload, the
+`client`): the corrupted image is the exact 32x32 image core.engine.corruptions makes of the upload, the
 same for a seed and another for another seed; both nets' top-5 at that severity; the chart's six
 points per net end at the severity shown; bad controls are refused with the app's own message."""
 import json
@@ -10,8 +10,8 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from engine import checkpoints, corruptions
-from serving import images
+from core.engine import checkpoints, corruptions
+from core.serving import images
 from tests.support import EXAMPLES
 
 CAT = str(EXAMPLES / "photo_cat.jpg")

@@ -1,4 +1,4 @@
-"""engine/corruptions.py: valid images at every severity, determinism, severity monotone, and the
+"""core/engine/corruptions.py: valid images at every severity, determinism, severity monotone, and the
 published CIFAR-10-C formulas (SciPy's ndimage, which the published script used, as the reference
 for the blurs and the elastic warp)."""
 import colorsys
@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 from scipy import ndimage as ndi
 
-from engine import cifar10c, corruptions as C
-from engine.data import load_sample
-from engine.settings import Settings
+from core.engine import cifar10c
+from core.engine import corruptions as C
+from core.engine.data import load_sample
+from core.settings import Settings
 
 NAMES = list(C.CORRUPTIONS)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import data
+from core.engine import data
 
 
 def test_per_class_counts(cifar):
@@ -42,7 +42,7 @@ def test_missing_data_says_how_to_get_it(tmp_path, monkeypatch):
     with pytest.raises(data.DataMissingError) as e:
         data.load_split("test", tmp_path)
     msg = str(e.value)
-    assert "python -m engine.data download" in msg and "unpack.py" in msg and str(tmp_path) in msg
+    assert "python -m core.engine.data download" in msg and "unpack.py" in msg and str(tmp_path) in msg
 
 
 def test_env_var_is_used(cifar_dir, monkeypatch):
@@ -124,7 +124,7 @@ def test_eval_batches_normalise_without_augmenting():
 
 
 def test_download_cli_wiring(cifar_dir, tmp_path, monkeypatch):
-    """`python -m engine.data download DIR` asks torchvision for the official tarball with its MD5,
+    """`python -m core.engine.data download DIR` asks torchvision for the official tarball with its MD5,
     then checks the unpacked files' MD5s (the network call itself is replaced by a local copy)."""
     import torchvision.datasets.utils as tvu
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine import checkpoints, models
-from engine.data import NORMALIZATION, TensorLoader, normalize
-from engine.evaluate import setup
-from engine.train import Recipe, train
-from research import landscape
+from core.engine import checkpoints, models
+from core.engine.data import NORMALIZATION, TensorLoader, normalize
+from core.engine.evaluate import setup
+from core.engine.train import Recipe, train
+from core.research import landscape
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = checkpoints.list_folders()
@@ -111,5 +111,5 @@ def test_landscape_evaluates_in_eval_mode_as_li_et_al():
 
 
 def test_code_comments_no_longer_claim_the_paper():
-    assert "as in the paper" not in re.search(r"weight_decay: float = .*", (ROOT / "engine/train.py").read_text())[0]
-    assert "our choice" not in (ROOT / "research/landscape.py").read_text()
+    assert "as in the paper" not in re.search(r"weight_decay: float = .*", (ROOT / "core/engine/train.py").read_text())[0]
+    assert "our choice" not in (ROOT / "core/research/landscape.py").read_text()

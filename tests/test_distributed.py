@@ -1,4 +1,4 @@
-"""torchrun / DistributedDataParallel on CPU with gloo (engine/distributed.py), against the
+"""torchrun / DistributedDataParallel on CPU with gloo (core/engine/distributed.py), against the
 single-process trainer: 2 ranks x 64 with --sync-bn equal 1 process x 128 (weights, BN statistics
 and history after 20 steps within 1e-5); 2 x 64 with BN per rank equal 1 x 128 whose BN normalises
 each half of the batch on its own (and differ from SyncBN); a 2-rank run whose ranks are SIGKILLed
@@ -17,14 +17,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine import checkpoints as ck, distributed, models
-from engine.train import Recipe, train
+from core.engine import checkpoints as ck
+from core.engine import distributed, models
+from core.engine.train import Recipe, train
 from tests.ddp_job import synthetic
 from tests.support import ROOT, free_port, kill_after_saves, run_group, torchrun_rank, wait_for
 
 JOB = str(ROOT / "tests" / "ddp_job.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}  # one core per rank; a rank that
-# aborts prints where each of its threads stood
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1",  # one core per rank; a rank that
+       "PYTHONPATH": str(ROOT)}  # aborts prints where each of its threads stood; JOB imports core without an install
 
 
 def torchrun(*args, nproc: int = 2) -> list[str]:
@@ -160,7 +161,7 @@ def test_ranks_that_see_different_folders_stop_before_training(tmp_path):
 
 
 def _cli(out, *extra) -> list[str]:
-    return ["-m", "engine.train", "--model", "resnet20", "--device", "cpu", "--out", str(out), *extra]
+    return ["-m", "core.engine.train", "--model", "resnet20", "--device", "cpu", "--out", str(out), *extra]
 
 
 def test_bad_world_size_fails_before_training(tmp_path):
@@ -224,7 +225,7 @@ def test_rank_that_loses_its_peer_says_so(cifar_dir, tmp_path):
 
 
 def test_cli_under_torchrun(cifar_dir, tmp_path):
-    """`torchrun -m engine.train` on CIFAR-10: one folder, written by rank 0, one summary line, the
+    """`torchrun -m core.engine.train` on CIFAR-10: one folder, written by rank 0, one summary line, the
     split in metrics.json and in the evaluator's table."""
     out = tmp_path / "ck"
     r = run(torchrun(*_cli(out, "--iters", "4", "--batch-size", "32", "--eval-every", "4", "--no-train-eval",
@@ -234,5 +235,5 @@ def test_cli_under_torchrun(cifar_dir, tmp_path):
     got = ck.load(out / "resnet20")
     assert got.metrics["parallel"]["world_size"] == 2 and got.metrics["parallel"]["per_rank_batch"] == 16
     assert sorted(p.name for p in out.iterdir()) == ["resnet20"]
-    from engine.evaluate import evaluate_folder
+    from core.engine.evaluate import evaluate_folder
     assert evaluate_folder(out / "resnet20")["setup"] == "2×16, BN per rank"

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import torch
 
-from engine import checkpoints as ck
-from engine import evaluate, models
-from engine.data import normalize
+from core.engine import checkpoints as ck
+from core.engine import evaluate, models
+from core.engine.data import normalize
 
 
 def test_error_rate_matches_a_direct_count(cifar, tmp_path):

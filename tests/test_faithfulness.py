@@ -1,4 +1,4 @@
-"""research/faithfulness.py against cases with a known answer.
+"""core/research/faithfulness.py against cases with a known answer.
 
 A model whose class score is linear in the pixels (logit_0 = w . x, logit_1 = b, so p_0 = sigmoid(w . x - b))
 has exact attributions, the contributions x * w (Integrated Gradients from the zero baseline), and an
@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from research import faithfulness as F
-from serving import attribution
+from core.research import faithfulness as F
+from core.serving import attribution
 
 
 class LinearScore(nn.Module):

@@ -1,14 +1,14 @@
-"""figures/faithfulness.py: trace counts, bar order (methods, then the random order), error bars only
+"""core/figures/faithfulness.py: trace counts, bar order (methods, then the random order), error bars only
 where intervals have width, colours by kind, the empty figures, and JSON round-trips, on real
-research.faithfulness output."""
+core.research.faithfulness output."""
 import json
 
 import numpy as np
 import torch
 
-from figures import faithfulness as fig_f
-from figures.theme import PALETTE
-from research import faithfulness
+from core.figures import faithfulness as fig_f
+from core.figures.theme import PALETTE
+from core.research import faithfulness
 
 
 def _curves(net, kind):
@@ -39,7 +39,8 @@ def test_methods_figure_orders_bars_and_draws_intervals_only_with_width():
     single = {"deletion": {faithfulness.RANDOM: {"mean": .5, "low": .5, "high": .5},
                            "IG": {"mean": .2, "low": .2, "high": .2}}}
     single["insertion"] = single["deletion"]
-    study = {"deletion": {"IG": {"mean": .3, "low": .25, "high": .36}, faithfulness.RANDOM: {"mean": .5, "low": .45, "high": .55}}}
+    study = {"deletion": {"IG": {"mean": .3, "low": .25, "high": .36},
+                          faithfulness.RANDOM: {"mean": .5, "low": .45, "high": .55}}}
     study["insertion"] = study["deletion"]
     fig = fig_f.methods_figure({"plain20": {"kind": "plain", **single}, "resnet20": {"kind": "residual", **study}})
     assert [t.name for t in fig.data] == ["plain20", "plain20", "resnet20", "resnet20"]

@@ -1,4 +1,4 @@
-"""figures.dashboard and figures.theme: trace counts, axes, labels, colours by kind and JSON round-trips
+"""core.figures.dashboard and core.figures.theme: trace counts, axes, labels, colours by kind and JSON round-trips
 on real introspection data; titles wrapped to a phone's width, placed in the figure's own pixels."""
 import json
 
@@ -7,11 +7,10 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from engine import introspection as I
-from engine import models
-from figures import dashboard as figures
-from figures.theme import AXIS_CHARS, LABEL_ROOM, PALETTE, TITLE_CHARS, TITLE_LINE, colours, layout
-
+from core.engine import introspection as I
+from core.engine import models
+from core.figures import dashboard as figures
+from core.figures.theme import AXIS_CHARS, LABEL_ROOM, PALETTE, TITLE_CHARS, TITLE_LINE, colours, layout
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,4 @@
-"""serving.files: output files named by content and written whole, even under concurrent writers."""
+"""core.serving.files: output files named by content and written whole, even under concurrent writers."""
 import hashlib
 import io
 import threading
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serving import files
+from core.serving import files
 
 
 def test_a_file_is_named_by_its_content(tmp_path):

@@ -1,13 +1,14 @@
-"""research/arch_cost.py (counts vs the paper, on the meta device), research/landscape.py (small fresh
-CIFAR nets, few images), figures/cost.py and figures/landscape.py."""
+"""core/research/arch_cost.py (counts vs the paper, on the meta device), core/research/landscape.py (small fresh
+CIFAR nets, few images), core/figures/cost.py and core/figures/landscape.py."""
 import numpy as np
 import pytest
 import torch
 
-from figures import cost as figures_cost, landscape as figures_landscape
-from engine.settings import Settings
-from research import arch_cost, landscape, precompute
-from engine import models
+from core.engine import models
+from core.figures import cost as figures_cost
+from core.figures import landscape as figures_landscape
+from core.research import arch_cost, landscape, precompute
+from core.settings import Settings
 
 # the paper's multiply-adds per 224x224 image (Table 1; VGG-19 from Sec. 3.3), in G
 PAPER = {"vgg19": 19.6, "resnet18": 1.8, "resnet34": 3.6, "plain34": 3.6, "resnet50": 3.8,

@@ -1,4 +1,4 @@
-"""serving.images: every refusal is an ImageError with a useful message, every accepted kind of file
+"""core.serving.images: every refusal is an ImageError with a useful message, every accepted kind of file
 becomes 8-bit RGB with the right pixels, EXIF orientation is applied, and the 32x32 crop is centred.
 All inputs are made in memory, except the shipped examples in assets/examples/."""
 import io
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from serving import images
-from serving.images import ImageError
+from core.serving import images
+from core.serving.images import ImageError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

@@ -1,5 +1,5 @@
 """Property-based fuzzing of the upload decoder (hypothesis): for any generated image (mode x size x
-format x options) and any byte string, serving.images.load either returns a 3x32x32 uint8 array or
+format x options) and any byte string, core.serving.images.load either returns a 3x32x32 uint8 array or
 raises ImageError with a message; never another exception. 500 images and 300 byte strings per run,
 derandomised so CI is reproducible."""
 import io
@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from serving import images
+from core.serving import images
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),  # PIL warns on the truncated files we feed it
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]  # and on I-mode PNGs

@@ -1,4 +1,4 @@
-"""engine.introspection: per-unit shapes/params/FLOPs against hand counts, feature maps, gradient flow."""
+"""core.engine.introspection: per-unit shapes/params/FLOPs against hand counts, feature maps, gradient flow."""
 import copy
 import math
 
@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import introspection as I
-from engine import models
+from core.engine import introspection as I
+from core.engine import models
 
 SMALL = ["plain20", "resnet20", "resnet20b", "plain56", "resnet56"]
 STAGE_SHAPES = {"stem": (16, 32, 32), "layer1": (16, 32, 32), "layer2": (32, 16, 16), "layer3": (64, 8, 8)}

@@ -1,64 +1,132 @@
-"""One direction of imports, read from the source by bench/imports.py (ast; nothing is imported):
-the engine imports nothing from serving, research, figures or ui; research imports nothing from
-figures or ui, and of serving only serving.attribution (Captum lives there); serving nothing from
-research, figures or ui; figures only itself; ui and
-app.py wire everything. Nothing in the packages imports app.py. The engine also never imports
-gradio or captum (the GPU machines that train have neither)."""
+"""One direction of imports, read from the source with ast (nothing is imported or run).
+
+Layers: core.engine, core.serving, core.research, core.figures, core.ui, core.settings, and app.py.
+The engine imports only settings; serving imports the engine; research imports the engine (and,
+for now, serving.attribution, where Captum lives); figures import nothing of the project; ui and
+app.py wire everything. Nothing in core imports app.py, tools/, bench/ or tests/. The engine never
+imports gradio, plotly or captum (the GPU machines that train have none of them). Every `import`
+and `from ... import` counts, at module level or inside a function."""
+from __future__ import annotations
+
 import ast
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("imports_graph", ROOT / "bench" / "imports.py")
-graph = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(graph)
+SOURCES = ("core", "app.py", "tools", "bench", "tests")  # what imports are resolved against
 
 ALLOWED = {  # layer -> the other layers it may import
-    "engine": set(),
-    "serving": {"engine"},
-    "research": {"engine", "serving"},
+    "settings": set(),
+    "engine": {"settings"},
+    "serving": {"engine", "settings"},
+    "research": {"engine", "serving", "settings"},
     "figures": set(),
-    "ui": {"engine", "serving", "research", "figures"},
-    "app": {"engine", "serving", "research", "figures", "ui"},
+    "ui": {"engine", "serving", "research", "figures", "settings"},
+    "app": {"engine", "serving", "research", "figures", "ui", "settings"},
 }
 
 
-def test_every_module_belongs_to_a_known_layer():
-    assert set(graph.layers(ROOT)) == set(ALLOWED)
+def modules(root: Path) -> dict[str, Path]:
+    """{dotted module name: file} for every .py file under SOURCES."""
+    out = {}
+    for top in SOURCES:
+        base = root / top
+        for path in sorted([base] if base.suffix == ".py" else base.rglob("*.py")):
+            if not path.is_file():
+                continue
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = path
+    return out
 
 
-@pytest.mark.parametrize("layer", sorted(ALLOWED))
-def test_imports_go_one_way(layer):
-    edges = {m: ts for m, ts in graph.edges(ROOT).items() if graph.layer(m) == layer}
-    bad = {m: sorted(t for t in ts if graph.layer(t) not in ALLOWED[layer] | {layer}) for m, ts in edges.items()}
-    assert not {m: t for m, t in bad.items() if t}, f"{layer} imports outside {sorted(ALLOWED[layer])}"
+def edges(root: Path) -> dict[str, set[str]]:
+    """{module: {project modules it imports}}; `from pkg import mod` resolves to pkg.mod, and a
+    package is dropped when one of its modules is there too."""
+    mods = modules(root)
+    out = {}
+    for name, path in mods.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            else:
+                continue
+            for t in targets:
+                while t and t not in mods:
+                    t = t.rpartition(".")[0]
+                if t and t != name:
+                    found.add(t)
+        out[name] = {t for t in found if not any(u.startswith(t + ".") for u in found)}
+    return out
+
+
+def layer(module: str) -> str:
+    """core.engine.data -> engine, core.settings -> settings, app -> app, tools.lease -> tools."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "core" and len(parts) > 1 else parts[0]
+
+
+def product(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    return {m: ts for m, ts in graph.items() if m == "app" or m.startswith("core.")}
+
+
+GRAPH = edges(ROOT)
+
+
+def test_every_product_module_belongs_to_a_known_layer():
+    assert {layer(m) for m in product(GRAPH) if m != "core"} == set(ALLOWED)
+
+
+@pytest.mark.parametrize("name", sorted(ALLOWED))
+def test_imports_go_one_way(name):
+    bad = {m: sorted(t for t in ts if layer(t) not in ALLOWED[name] | {name})
+           for m, ts in product(GRAPH).items() if layer(m) == name}
+    assert not {m: t for m, t in bad.items() if t}, f"{name} imports outside {sorted(ALLOWED[name])}"
+
+
+def test_core_imports_nothing_from_tools_bench_tests_or_app():
+    bad = {m: ts for m, ts in GRAPH.items() if m.startswith("core")
+           for t in ts if layer(t) in ("tools", "bench", "tests", "app")}
+    assert not bad
+
+
+def test_tests_import_tools_only_in_the_tests_of_tools():
+    users = {m for m, ts in GRAPH.items() if layer(m) == "tests" for t in ts if layer(t) == "tools"}
+    assert users <= {"tests.test_lease", "tests.test_stage"}, users
+
+
+def test_bench_and_tests_do_not_import_each_other():
+    pairs = {(m, t) for m, ts in GRAPH.items() for t in ts if {layer(m), layer(t)} == {"bench", "tests"}}
+    assert not pairs
 
 
 def test_the_graph_sees_function_level_imports(tmp_path):
     """The check would be toothless if imports inside functions were missed."""
-    (tmp_path / "engine").mkdir()
-    (tmp_path / "serving").mkdir()
-    (tmp_path / "engine" / "__init__.py").write_text("")
-    (tmp_path / "serving" / "__init__.py").write_text("")
-    (tmp_path / "serving" / "zoo.py").write_text("ROOT = 1\n")
-    (tmp_path / "engine" / "a.py").write_text("def f():\n    from serving import zoo\n    return zoo.ROOT\n")
-    (tmp_path / "engine" / "b.py").write_text("import serving.zoo as z\n")
-    assert graph.edges(tmp_path)["engine.a"] == {"serving.zoo"}
-    assert graph.edges(tmp_path)["engine.b"] == {"serving.zoo"}
-    assert graph.layers(tmp_path)["engine"] == {"serving"}
+    for pkg in ("core", "core/engine", "core/serving"):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text("")
+    (tmp_path / "core" / "serving" / "zoo.py").write_text("ROOT = 1\n")
+    (tmp_path / "core" / "engine" / "a.py").write_text("def f():\n    from core.serving import zoo\n    return zoo.ROOT\n")
+    (tmp_path / "core" / "engine" / "b.py").write_text("import core.serving.zoo as z\n")
+    got = edges(tmp_path)
+    assert got["core.engine.a"] == {"core.serving.zoo"} and got["core.engine.b"] == {"core.serving.zoo"}
+    assert layer("core.engine.a") == "engine" and layer("core.settings") == "settings" and layer("app") == "app"
 
 
-def test_engine_never_imports_gradio_or_captum():
-    for path in (ROOT / "engine").glob("*.py"):
+def test_engine_never_imports_gradio_plotly_or_captum():
+    for path in (ROOT / "core" / "engine").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            assert not any(n.split(".")[0] in ("gradio", "captum") for n in names), path.name
+            assert not any(n.split(".")[0] in ("gradio", "plotly", "captum") for n in names), path.name
 
 
 def test_research_takes_only_attribution_from_serving():
-    used = {t for m, ts in graph.edges(ROOT).items() if graph.layer(m) == "research" for t in ts
-            if graph.layer(t) == "serving"}
-    assert used <= {"serving.attribution"}, used
+    used = {t for m, ts in GRAPH.items() if layer(m) == "research" for t in ts if layer(t) == "serving"}
+    assert used <= {"core.serving.attribution"}, used
+

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.lease import units
-from bench.probe import choose, members, r20_cost
+from tools.lease import units
+from tools.probe import choose, members, r20_cost
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def test_members_and_cost():
 
 
 def test_probe_one_packed_run_on_cpu():
-    r = subprocess.run([sys.executable, "bench/probe.py", "one", "--depth", "20", "--k", "2", "--steps", "8",
+    r = subprocess.run([sys.executable, "-m", "tools.probe", "one", "--depth", "20", "--k", "2", "--steps", "8",
                         "--images", "512", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout.strip().splitlines()[-1])
@@ -60,7 +60,7 @@ def test_probe_one_packed_run_on_cpu():
 
 def test_train_skip_names_the_real_reason(tmp_path):
     """Without --fit, a unit waits only for --min-left; the skip said 'estimate 0 s > 118 s left' once."""
-    r = subprocess.run([sys.executable, "bench/lease.py", "train", "--out", str(tmp_path / "out"),
+    r = subprocess.run([sys.executable, "-m", "tools.lease", "train", "--out", str(tmp_path / "out"),
                         "--work", str(tmp_path / "work"), "--budget", "30", "--models", "resnet20",
                         "--seed", "99", "--jobs", "1", "--pack", "1", "--compile", "eager", "--device", "cpu"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -73,7 +73,7 @@ def test_train_leaves_out_nets_finished_with_the_same_seed(tmp_path):
     done = tmp_path / "resume" / "plain20"
     done.mkdir(parents=True)
     (done / "metrics.json").write_text(json.dumps({"finished": True, "seed": 0}))
-    r = subprocess.run([sys.executable, "bench/lease.py", "train", "--out", str(tmp_path / "out"),
+    r = subprocess.run([sys.executable, "-m", "tools.lease", "train", "--out", str(tmp_path / "out"),
                         "--work", str(tmp_path / "work"), "--budget", "30", "--models", "resnet20", "plain20",
                         "--resume-from", str(tmp_path / "resume"), "--jobs", "1", "--pack", "1",
                         "--compile", "eager", "--device", "cpu"],
@@ -84,11 +84,11 @@ def test_train_leaves_out_nets_finished_with_the_same_seed(tmp_path):
 
 
 def test_train_leaves_out_shipped_seed_runs(tmp_path):
-    """Seed runs ship as checkpoints/seeds/NAME-seedS (engine.runs.folder_for); a --seed S lease looks
+    """Seed runs ship as checkpoints/seeds/NAME-seedS (core.engine.runs.folder_for); a --seed S lease looks
     there, not in checkpoints/NAME (seed 0). resnet20's seed 1 is shipped (first 2026-11-28 lease)."""
     shipped = ROOT / "checkpoints" / "seeds" / "resnet20-seed1"
     assert (shipped / "metrics.json").is_file()
-    r = subprocess.run([sys.executable, "bench/lease.py", "train", "--out", str(tmp_path / "out"), "--work",
+    r = subprocess.run([sys.executable, "-m", "tools.lease", "train", "--out", str(tmp_path / "out"), "--work",
                         str(tmp_path / "work"), "--budget", "30", "--models", "resnet20", "--seed", "1",
                         "--jobs", "1", "--pack", "1", "--compile", "eager", "--device", "cpu"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -3,6 +3,7 @@ keeps serving (made full on purpose: the one worker is held at a gate until the 
 where the app listens by default (nothing public unless asked or on a Space); forged file payloads;
 no network use; the Spaces header."""
 import json
+import os
 import urllib.request
 from pathlib import Path
 
@@ -16,9 +17,8 @@ from tests.support import ROOT, running_app, wait_for
 CAT = str(ROOT / "assets" / "examples" / "cifar_cat.png")
 
 HOLD = '''
-import os, sys, time
-sys.path.insert(0, os.environ["HOLD_ROOT"])
-import serving.images as _images
+import os, time
+import core.serving.images as _images
 _decode = _images.decode
 def decode(source):  # while the gate file exists, an image decode (one request's work) waits for it
     gate = os.environ["HOLD_GATE"]
@@ -51,7 +51,8 @@ def test_a_full_queue_refuses_cleanly_and_the_server_survives(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(HOLD)
     gate = tmp_path / "gate"
     gate.touch()
-    env = dict(RESNET_LAB_QUEUE="1", PYTHONPATH=str(tmp_path), HOLD_GATE=str(gate), HOLD_ROOT=str(ROOT))
+    env = dict(RESNET_LAB_QUEUE="1", PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]),
+               HOLD_GATE=str(gate))
     with running_app(tmp_path / "app.log", **env) as (url, proc):
         a, b, c = (Client(url, verbose=False) for _ in range(3))
         try:

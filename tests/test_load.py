@@ -2,7 +2,7 @@
 
 - 12 gradio_client users, started together, each send the identical image to every image endpoint
   (classify, explain, architecture) twice and download every output file: no request fails, every
-  file decodes, and each output is byte-identical across users. Before serving.files this failed:
+  file decodes, and each output is byte-identical across users. Before core.serving.files this failed:
   Gradio rewrote a shared cache file while other clients downloaded it (h11 "Too little data for
   declared Content-Length").
 - The handlers hand Gradio finished files (paths under the files folder), never images for Gradio
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.ui.lab import EXPLAIN
 from tests.support import EXAMPLES, running_app, wait_for
-from ui.lab import EXPLAIN
 
 USERS, ROUNDS = 12, 2
 IMAGE = str(EXAMPLES / "photo_cat.jpg")
@@ -97,9 +97,9 @@ def test_warm_up_follows_the_served_page_and_every_step_succeeds(fresh_app):
     steps = [line for line in lines if "warm-up:" in line and " in " in line and "done" not in line]
     assert len(steps) == 9 and not [line for line in lines if "failed" in line], lines
     from app import default_depth
-    from engine import models
-    from engine.settings import Settings
-    from serving.zoo import Zoo
+    from core.engine import models
+    from core.serving.zoo import Zoo
+    from core.settings import Settings
 
     plain, residual = models.pair(default_depth(Zoo(Settings())))  # the page's default pair
     assert f"warm-up: 9 steps for {plain} + {residual}" in lines[warm[0]]
@@ -108,10 +108,10 @@ def test_warm_up_follows_the_served_page_and_every_step_succeeds(fresh_app):
 def test_handlers_hand_gradio_finished_files(tmp_path):
     """The outputs are paths of complete PNGs under the Lab's files folder, the same bytes for the
     same image: Gradio then serves them as they are instead of writing them itself."""
-    from engine.settings import Settings
-    from serving.worker import Worker
-    from serving.zoo import Zoo
-    from ui.lab import Lab
+    from core.serving.worker import Worker
+    from core.serving.zoo import Zoo
+    from core.settings import Settings
+    from core.ui.lab import Lab
 
     lab = Lab(Zoo(Settings()), tmp_path, Worker())
     _, _, seen, _ = lab.classify({"path": IMAGE}, *PAIR)

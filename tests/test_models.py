@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine import models
+from core.engine import models
 
 ALL = models.list_models()
 PAPER_PARAMS_M = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7, 1202: 19.4}  # Table 6

@@ -1,4 +1,4 @@
-"""serving.overlay.on_photo: the map lands on the crop square the nets saw (images.crop_box, as
+"""core.serving.overlay.on_photo: the map lands on the crop square the nets saw (images.crop_box, as
 load_photo's display copy gives it), smooth and in the same colours as attribution.render's blend;
 the rest of the photo is dimmed, never coloured; the outline stays thin; bad inputs are refused.
 Photos are made in memory."""
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serving import attribution, images, overlay
-from serving.attribution import AttributionError
-from serving.overlay import on_photo
+from core.serving import attribution, images, overlay
+from core.serving.attribution import AttributionError
+from core.serving.overlay import on_photo
 
 GREY = 128
 
@@ -225,6 +225,6 @@ def test_bad_inputs(kw, words):
 def test_no_torch_at_import():
     import subprocess
     import sys
-    code = "import sys, serving.overlay; print('torch' in sys.modules, 'gradio' in sys.modules)"
+    code = "import sys, core.serving.overlay; print('torch' in sys.modules, 'gradio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -1,4 +1,4 @@
-"""Packed training (engine/packed.py, engine/train_packed.py) equals separate training, on CPU.
+"""Packed training (core/engine/packed.py, core/engine/train_packed.py) equals separate training, on CPU.
 
 - One step, in float64: logits, losses, gradients, BN running statistics, updated weights and
   momentum buffers of every member equal K separate torch.optim.SGD steps to 1e-12, for a
@@ -9,9 +9,10 @@
   can change side, which moves a gradient by one element's share; float64 shows the packing itself
   is exact.)
 - Member k's numbers do not depend on the other members' values, bit for bit (fp32).
-- Fifty steps through the trainers, float64: a packed run of resnet20 (fresh) and plain20 (resumed
-  at 20 from a engine.train folder) equals separate engine.train runs (weights to 1e-10, same history
-  errors), and a packed folder resumes under engine.train.
+- Ten steps through the trainers, float64: a packed run of resnet20 (fresh) and plain20 (resumed
+  at 4 from a core.engine.train folder) equals separate core.engine.train runs (weights to 1e-8, same
+  history errors; a reordered data set is far outside that), and a packed folder resumes under
+  core.engine.train. (Why ten: TRAJECTORY_TOL.)
 - SIGKILL at 3 random moments, resume: equal to an unbroken packed run bit for bit (fp32).
 """
 import random
@@ -24,10 +25,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine import checkpoints as ck
-from engine import models, packed
-from engine.train import Recipe, train
-from engine.train_packed import plan, train_packed
+from core.engine import checkpoints as ck
+from core.engine import models, packed
+from core.engine.train import Recipe, train
+from core.engine.train_packed import plan, train_packed
 from tests.support import kill_after_saves
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,44 +164,62 @@ def _errors(folder):
     return [(r["iter"], r["train_err"], r["test_err"], r["lr"]) for r in ck.read_history(folder)]
 
 
-def test_fifty_packed_steps_equal_separate_runs(cifar, tmp_path):
+def _max_diff(a: Path, b: Path) -> float:
+    wa, wb = _weights(a), _weights(b)
+    return max((wa[k] - wb[k]).abs().max().item() for k in wa)
+
+
+# Ten steps, not more: at batch 16 and lr 0.1 a fresh net's training is chaotic, so a last-bit difference
+# between a grouped and a separate kernel (which CPUs round differently: identically on the Xeon dev
+# machines, not on AMD EPYC) grows about 6x a step. Measured on AMD EPYC in float64, packed vs separate
+# from step 0: 1e-17 after 1 step, 9e-15 after 5, 1.5e-10 after 10, 0.015 after 20 (and 6.1 after 50).
+# A real difference (BN over the wrong images, another seed or data order) moves weights by about
+# lr x gradient, 1e-3 or more, after its first step: the bound below sits far from both.
+TRAJECTORY_TOL = 1e-8
+
+
+def test_packed_steps_equal_separate_runs(cifar, tmp_path):
+    """Ten float64 steps through the trainers: plain20 alone to 4 then packed beside a fresh resnet20
+    to 10, against separate runs (lr decays at 5 and 7 included); then a packed folder resumed alone."""
     train_set, evals = _subset(cifar, 1280, 100)
-    recipe = Recipe(iters=50, batch_size=16, eval_every=10)
+    recipe = Recipe(iters=10, batch_size=16, eval_every=2)
     kw = dict(train_eval=False, bar=False, dtype=torch.float64)
-    train("plain20", recipe, train_set, evals, tmp_path / "pack", seed=0, stop_at=20, **kw)  # 20 steps alone
+    train("plain20", recipe, train_set, evals, tmp_path / "pack", seed=0, stop_at=4, **kw)  # 4 steps alone
     got = train_packed([("resnet20", 0), ("plain20", 0)], recipe, train_set, evals, tmp_path / "pack",
                        resume=True, **kw)
-    assert [m["iterations"] for m in got] == [50, 50] and all(m["finished"] for m in got)
-    assert got[1]["packed"] == [{"from_iter": 20, "impl": "grouped", "k": 2, "with": ["resnet20"]}]
+    assert [m["iterations"] for m in got] == [10, 10] and all(m["finished"] for m in got)
+    assert got[1]["packed"] == [{"from_iter": 4, "impl": "grouped", "k": 2, "with": ["resnet20"]}]
     for name in ("resnet20", "plain20"):
         train(name, recipe, train_set, evals, tmp_path / "alone", seed=0, **kw)
-        a, b = _weights(tmp_path / "pack" / name), _weights(tmp_path / "alone" / name)
-        assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-10, name
+        assert _max_diff(tmp_path / "pack" / name, tmp_path / "alone" / name) <= TRAJECTORY_TOL, name
         assert _errors(tmp_path / "pack" / name) == _errors(tmp_path / "alone" / name)
-        assert ck.load(tmp_path / "pack" / name).metrics["iterations"] == 50
-    # a packed folder resumes under engine.train: 30 packed steps, then 20 alone
-    train_packed([("resnet20", 0), ("plain20", 0)], recipe, train_set, evals, tmp_path / "mixed", max_steps=30, **kw)
+        assert ck.load(tmp_path / "pack" / name).metrics["iterations"] == 10
+    # the comparison can fail: the same run on the same images in another order is far outside the bound
+    (x, y) = train_set
+    train("resnet20", recipe, (x[::-1].copy(), y[::-1].copy()), evals, tmp_path / "reordered", seed=0, **kw)
+    assert _max_diff(tmp_path / "reordered" / "resnet20", tmp_path / "alone" / "resnet20") > 1e3 * TRAJECTORY_TOL
+    # a packed folder resumes under core.engine.train: 6 packed steps, then 4 alone
+    train_packed([("resnet20", 0), ("plain20", 0)], recipe, train_set, evals, tmp_path / "mixed", max_steps=6, **kw)
     train("resnet20", recipe, train_set, evals, tmp_path / "mixed", seed=0, resume=True, **kw)
-    a, b = _weights(tmp_path / "mixed" / "resnet20"), _weights(tmp_path / "alone" / "resnet20")
-    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-10
+    assert _max_diff(tmp_path / "mixed" / "resnet20", tmp_path / "alone" / "resnet20") <= TRAJECTORY_TOL
     assert ck.load(tmp_path / "mixed" / "resnet20").metrics["packed"] == [
         {"from_iter": 0, "impl": "grouped", "k": 2, "with": ["plain20"]},
-        {"from_iter": 30, "impl": None, "k": 1, "with": []}]
+        {"from_iter": 6, "impl": None, "k": 1, "with": []}]
     assert "packed" not in ck.load(tmp_path / "alone" / "resnet20").metrics
 
 
-def test_kill_and_resume_packed_run_is_bit_identical(tmp_path):
+def test_kill_and_resume_packed_run_is_bit_identical(tmp_path, monkeypatch):
     """SIGKILL a packed run (resnet20 from 0, plain20 from a folder at 6) at 3 random moments; each
     time every folder loads; the resumed result equals an unbroken packed run's exactly."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the script runs from tmp_path, without an install
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(textwrap.dedent("""
         import sys, numpy as np
-        sys.path.insert(0, {str(ROOT)!r})
-        from engine.train import Recipe, train
-        from engine.train_packed import train_packed
+        from core.engine.train import Recipe, train
+        from core.engine.train_packed import train_packed
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8); y = rng.integers(0, 10, 256)
-        data, evals, r = (x, y), {{"test": (x[:16], y[:16])}}, Recipe(iters=200, batch_size=8, eval_every=2)
+        data, evals, r = (x, y), {"test": (x[:16], y[:16])}, Recipe(iters=200, batch_size=8, eval_every=2)
         from pathlib import Path
         if not (Path(sys.argv[1]) / "plain20").exists():
             train("plain20", r, data, evals, sys.argv[1], seed=0, stop_at=6, train_eval=False, bar=False)
@@ -226,7 +245,7 @@ def test_kill_and_resume_packed_run_is_bit_identical(tmp_path):
 
 def test_cli_pack_with_seeds(cifar_dir, tmp_path):
     out = tmp_path / "ck"
-    cmd = [sys.executable, "-m", "engine.train", "--model", "resnet20", "plain20", "--seeds", "0", "1",
+    cmd = [sys.executable, "-m", "core.engine.train", "--model", "resnet20", "plain20", "--seeds", "0", "1",
            "--pack", "--pack-size", "2", "--iters", "2", "--eval-every", "2", "--batch-size", "8", "--device",
            "cpu", "--no-train-eval", "--out", str(out), "--data-dir", str(cifar_dir)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)

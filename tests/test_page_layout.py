@@ -1,7 +1,7 @@
 """The page's layout in headless Chromium, at a laptop's width (1280 px) and a phone's (390 px).
 
 Each walk uploads the example photo and opens every tab: the five image tabs, clicking each one's
-button, then every research tab of ui.research_tabs.VIEWS, where opening alone must show the view's
+button, then every research tab of core.ui.research_tabs.VIEWS, where opening alone must show the view's
 ready data (a figure, or a filled table; or notes saying why the data is not there), and the button
 is clicked only for figures that are computed live (the loss landscape's 1-D line). A full-page
 screenshot of each tab goes to screenshots/ (git-ignored).
@@ -25,7 +25,7 @@ def _research():
     """(tab, its button, None, the plots it draws, True) for each research view, from the views."""
     import gradio as gr
 
-    from ui.research_tabs import VIEWS
+    from core.ui.research_tabs import VIEWS
     return [(v.title, f"#{v.elem}-btn", None, sum(isinstance(make(), gr.Plot) for make in v.outputs), True)
             for v in VIEWS]
 

@@ -1,4 +1,4 @@
-"""`python -m research.precompute`, as a user runs it: views written stamped to --out from --checkpoints,
+"""`python -m core.research.precompute`, as a user runs it: views written stamped to --out from --checkpoints,
 read back current by Store; a clear exit without CIFAR-10; the driver's views on a tiny subset."""
 import json
 import shutil
@@ -6,16 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine import checkpoints
-from engine.settings import Settings
-from research import precompute
-from research.precompute import Store
+from core.engine import checkpoints
+from core.research import precompute
+from core.research.precompute import Store
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "research.precompute", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "core.research.precompute", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -94,7 +94,7 @@ def test_faithfulness_view_on_a_subset(tmp_path, cifar_dir, monkeypatch):
 
 
 def test_robustness_view_on_a_subset(tmp_path, cifar_dir, monkeypatch):
-    from engine import cifar10c, corruptions
+    from core.engine import cifar10c, corruptions
 
     shutil.copytree(checkpoints.DEFAULT_ROOT / "resnet20", tmp_path / "resnet20")
     s = Settings(checkpoints=tmp_path, data_dir=cifar_dir)

@@ -1,5 +1,5 @@
-"""Lesion study (research/lesion.py), shattered gradients (research/shattered.py) and their figures
-(figures/probes.py), on small fresh models with BN calibrated (engine.models.calibrated).
+"""Lesion study (core/research/lesion.py), shattered gradients (core/research/shattered.py) and their figures
+(core/figures/probes.py), on small fresh models with BN calibrated (core.engine.models.calibrated).
 
 Lesions: downsampling blocks are read from the modules (layer2.0, layer3.0 for every registered net
 at depths 20 and 32); deleting one on an option-A resnet zeroes half its output channels; single
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine import data, models
-from engine.settings import Settings
-from figures.probes import lesion_figure, random_lesion_figure, shattered_figure
-from research import lesion, shattered
+from core.engine import data, models
+from core.figures.probes import lesion_figure, random_lesion_figure, shattered_figure
+from core.research import lesion, shattered
+from core.settings import Settings
 
 NAMES = ("resnet20", "plain20", "resnet20b")
 
@@ -190,7 +190,8 @@ def test_gradient_line_matches_finite_differences(nets, sample, name):
     for i in (2, 6):
         t = line["t"][i]
         with torch.no_grad():
-            f = lambda s: m64(((1 - s) * a + s * b)[None])[0, line["cls"]].item()
+            def f(s):
+                return m64(((1 - s) * a + s * b)[None])[0, line["cls"]].item()
             f0, fp, fm = f(t), f(t + h), f(t - h)
         fds = [(fp - fm) / (2 * h), (fp - f0) / h, (f0 - fm) / h]
         err = min(abs(fd - line["g"][i]) for fd in fds)

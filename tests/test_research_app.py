@@ -11,10 +11,10 @@ import json
 import pytest
 from gradio_client.exceptions import AppError
 
-from engine import checkpoints, models
-from engine.settings import Settings
-from research.precompute import Store
-from ui.research_tabs import VIEWS
+from core.engine import checkpoints, models
+from core.research.precompute import Store
+from core.settings import Settings
+from core.ui.research_tabs import VIEWS
 
 SHIPPED = [f.name for f in checkpoints.list_folders()]
 
@@ -78,7 +78,7 @@ def test_curves(client):
 ])
 def test_precomputed_views_render_from_shipped_assets(client, view, args, traces):
     store = Store(Settings())
-    assert store.load(view.strip("/")) is not None, "stale or missing: run python -m research.precompute"
+    assert store.load(view.strip("/")) is not None, "stale or missing: run python -m core.research.precompute"
     out = client.predict(*args, api_name=view)
     assert len(_fig(out[0])["data"]) == traces
     if isinstance(out[-1], str):
@@ -131,10 +131,10 @@ def test_vgg_vs_resnet(client):
 
 @pytest.mark.parametrize("sign", ["absolute", "all"])
 def test_faithfulness_study_reads_the_stored_per_image_aucs(client, sign):
-    from research import faithfulness
+    from core.research import faithfulness
 
     stored = Store(Settings()).load("faithfulness")
-    assert stored is not None, "stale or missing: run python -m research.precompute --views faithfulness"
+    assert stored is not None, "stale or missing: run python -m core.research.precompute --views faithfulness"
     fig, table, note = client.predict(None, sign, api_name="/faithfulness_study")  # None: the deepest pair
     plain, residual = "plain20", "resnet20"
     assert table["headers"] == ["method", "curve", plain, residual, f"Δ vs own random order: {residual} − {plain}"]
@@ -145,7 +145,8 @@ def test_faithfulness_study_reads_the_stored_per_image_aucs(client, sign):
     mean = sum(per["deletion"]["Integrated Gradients"]) / len(per["deletion"]["Integrated Gradients"])
     assert row[3].startswith(f"{mean:.3f} [")  # the residual net's mean deletion AUC, with its interval
     diff = faithfulness.paired(stored[residual]["signs"][sign], stored[plain]["signs"][sign])
-    assert row[4] == f"{diff['deletion']['Integrated Gradients']['mean']:.3f} [{diff['deletion']['Integrated Gradients']['low']:.3f}, {diff['deletion']['Integrated Gradients']['high']:.3f}]"
+    ig = diff['deletion']['Integrated Gradients']
+    assert row[4] == f"{ig['mean']:.3f} [{ig['low']:.3f}, {ig['high']:.3f}]"
     assert [t["name"] for t in _fig(fig)["data"]] == [plain, plain, residual, residual]
     assert note.startswith(f"**Reading:** on {stored[residual]['n_images']} test images, each net against its own "
                            f"random order, `{residual}`'s maps are more faithful for ")
@@ -165,8 +166,8 @@ def test_bad_research_parameters_are_refused(client, args, api, message):
 
 def test_shattered_computed_live_equals_the_stored_view(tmp_path):
     """With no stored views the tab computes the same lines itself (same nets, same images)."""
-    from serving.zoo import Zoo
-    from ui.research_tabs import Research
+    from core.serving.zoo import Zoo
+    from core.ui.research_tabs import Research
 
     stored = Store(Settings()).load("shattered")
     live = Research(Zoo(Settings(research=tmp_path)), tmp_path / "files")
@@ -180,13 +181,13 @@ def test_shattered_computed_live_equals_the_stored_view(tmp_path):
 
 
 def test_a_tab_opening_without_its_data_says_why_in_its_notes(tmp_path):
-    """Opening a tab (ui.research_tabs._on_open) puts the reason in the view's notes, where its button
+    """Opening a tab (core.ui.research_tabs._on_open) puts the reason in the view's notes, where its button
     raises a gr.Error; the landscape opens on its stored surface alone (the live line waits for its
     button)."""
     import gradio as gr
 
-    from serving.zoo import Zoo
-    from ui.research_tabs import Research, _on_open
+    from core.serving.zoo import Zoo
+    from core.ui.research_tabs import Research, _on_open
 
     empty = Research(Zoo(Settings(research=tmp_path)), tmp_path / "files")
     with pytest.raises(gr.Error, match="No current lesion data"):
@@ -199,10 +200,10 @@ def test_a_tab_opening_without_its_data_says_why_in_its_notes(tmp_path):
 
 
 def test_robustness_reads_the_stored_study(client):
-    from research import robustness
+    from core.research import robustness
 
     stored = Store(Settings()).load("robustness")
-    assert stored is not None, "stale or missing: run python -m research.precompute --views robustness"
+    assert stored is not None, "stale or missing: run python -m core.research.precompute --views robustness"
     heat, depth, table, note = client.predict(None, "generated", api_name="/robustness")  # None: the deepest pair
     gen = stored["generated"]
     plain, residual = models.deepest_pair(gen["nets"])

@@ -1,17 +1,17 @@
-"""research/robustness.py, figures/robustness.py and ui/robustness_text.py: the study's errors
-against engine.evaluate, a net that ignores its input, the summary's and comparison's arithmetic,
+"""core/research/robustness.py, core/figures/robustness.py and core/ui/robustness_text.py: the study's errors
+against core.engine.evaluate, a net that ignores its input, the summary's and comparison's arithmetic,
 the official set's label check, and the figures' panels and traces."""
 import numpy as np
 import pytest
 import torch
 
-from engine import checkpoints, cifar10c, corruptions
-from engine.data import load_sample
-from engine.evaluate import error_rate
-from engine.settings import Settings
-from figures import robustness as fig
-from research import robustness as R
-from ui import robustness_text as text
+from core.engine import checkpoints, cifar10c, corruptions
+from core.engine.data import load_sample
+from core.engine.evaluate import error_rate
+from core.figures import robustness as fig
+from core.research import robustness as R
+from core.settings import Settings
+from core.ui import robustness_text as text
 
 
 class Constant(torch.nn.Module):
@@ -145,7 +145,7 @@ def test_levels_markdown_lists_every_corruption_and_the_source():
 
 
 def test_readme_levels_table_is_the_registry():
-    from engine.settings import PROJECT
+    from core.settings import PROJECT
 
     readme = (PROJECT / "README.md").read_text()
     block = readme.split("<!-- corruption-levels -->\n", 1)[1].split("\n<!-- /corruption-levels -->", 1)[0]

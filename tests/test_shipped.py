@@ -14,8 +14,8 @@ it alone gets a 2-point allowance (ALLOWANCE), named here so that any other net 
 fails; the README reports the gap, growing with depth, and its candidate causes."""
 import pytest
 
-from engine import checkpoints, models
-from engine.evaluate import PAPER_TABLE6, error_rate, setup
+from core.engine import checkpoints, models
+from core.engine.evaluate import PAPER_TABLE6, error_rate, setup
 
 SHIPPED = checkpoints.list_folders()
 BAR = 1.0  # points above the paper's Table 6 error a shipped residual net may be
@@ -47,8 +47,8 @@ SEED_RUNS = sorted((checkpoints.DEFAULT_ROOT / "seeds").glob("*-seed*"))
 
 @pytest.mark.parametrize("folder", SEED_RUNS, ids=[f.name for f in SEED_RUNS])
 def test_shipped_seed_run_matches_its_metrics_and_its_main_run(folder, cifar):
-    """checkpoints/seeds/NAME-seedS (engine.runs.folder_for): GPU-trained and finished like the main
-    run, with the same recipe, data and setup (else research/study.py would leave it out of the mean
+    """checkpoints/seeds/NAME-seedS (core.engine.runs.folder_for): GPU-trained and finished like the main
+    run, with the same recipe, data and setup (else core/research/study.py would leave it out of the mean
     silently; the 20-layer main runs predate the "parallel" record, so setup() compares), a seed
     other than the main run's, and its test error re-measured within 0.05 points."""
     ck, _ = _remeasured(folder, cifar)
@@ -84,13 +84,13 @@ def test_readme_results_row_is_its_metrics(folder):
 def test_readme_faithfulness_table_is_the_stored_study(sign):
     """The README's faithfulness tables are the stored study (assets/research/faithfulness.json) as
     the Attribution faithfulness tab summarises it, for each shipped pair."""
-    from engine.settings import Settings
-    from research import faithfulness
-    from research.precompute import Store
-    from ui import text
+    from core.research import faithfulness
+    from core.research.precompute import Store
+    from core.settings import Settings
+    from core.ui import text
 
     stored = Store(Settings()).load("faithfulness")
-    assert stored, "stale or missing: run python -m research.precompute --views faithfulness"
+    assert stored, "stale or missing: run python -m core.research.precompute --views faithfulness"
     readme = (checkpoints.DEFAULT_ROOT.parent / "README.md").read_text()
     pairs = [models.pair(d) for d in models.DEPTHS if set(models.pair(d)) <= set(stored)]
     assert pairs
@@ -102,7 +102,7 @@ def test_readme_faithfulness_table_is_the_stored_study(sign):
 
 def _robustness_tables(entry):
     """{(plain, residual): the README's Markdown table} of every shipped pair in a stored study entry."""
-    from ui import robustness_text as text
+    from core.ui import robustness_text as text
 
     out = {}
     for d in models.DEPTHS:
@@ -114,14 +114,14 @@ def _robustness_tables(entry):
 
 def test_robustness_study_covers_every_shipped_model_and_the_readme_is_it():
     """The stored corruption study (assets/research/robustness.json): every shipped model, at least
-    2,000 test images, made with the corruption levels engine/corruptions.py has now; the README's
+    2,000 test images, made with the corruption levels core/engine/corruptions.py has now; the README's
     tables are what the Corruptions tab shows for each shipped pair."""
-    from engine import corruptions
-    from engine.settings import Settings
-    from research.precompute import Store
+    from core.engine import corruptions
+    from core.research.precompute import Store
+    from core.settings import Settings
 
     stored = Store(Settings()).load("robustness")
-    assert stored, "stale or missing: run python -m research.precompute --views robustness"
+    assert stored, "stale or missing: run python -m core.research.precompute --views robustness"
     gen = stored["generated"]
     assert set(gen["nets"]) == {f.name for f in SHIPPED} and gen["n_images"] >= 2000
     assert {r["name"]: r["levels"] for r in gen["levels"]} == {r["name"]: r["levels"] for r in corruptions.table()}

@@ -1,4 +1,4 @@
-"""bench/stage.py, the lease's data staging: the lossless bands of a CIFAR-10 mosaic, carried in
+"""tools/stage.py, the lease's data staging: the lossless bands of a CIFAR-10 mosaic, carried in
 folders that each fit the room left beside the tree, rebuild the batch's .bin byte for byte (the
 shared unpack.py's own rebuild of the whole mosaic is the reference, and its MD5 is checked), and
 only once all of a batch's rows have arrived. A synthetic mosaic (every pixel a different function
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import stage
 from tests.support import ROOT, ci
+from tools import stage
 
 UNPACK = ROOT.parent / "shared" / "cifar10" / "unpack.py"
 
@@ -36,7 +36,7 @@ def mosaic(tmp_path_factory):
 
 def test_bands_in_folders_that_fit_rebuild_the_batch(mosaic, tmp_path):
     src, raw = mosaic
-    md5 = {"test_batch.bin": hashlib.md5(raw).hexdigest()}  # the real batches: engine.data.MD5, the default
+    md5 = {"test_batch.bin": hashlib.md5(raw).hexdigest()}  # the real batches: core.engine.data.MD5, the default
     band = max(len(webp) + len(labels) for _, _, webp, labels in stage.bands(src, "test_batch", 25))
     room = 2 * band  # two bands
     folders = stage.plan(src, tmp_path, room, rows=25, names=["test_batch"])

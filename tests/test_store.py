@@ -1,11 +1,11 @@
-"""research.precompute.Store: stored views come back only while the checkpoints they were computed from
+"""core.research.precompute.Store: stored views come back only while the checkpoints they were computed from
 are unchanged; the shipped views are current."""
 import json
 import shutil
 
-from engine import checkpoints
-from engine.settings import Settings
-from research.precompute import VIEWS, Store
+from core.engine import checkpoints
+from core.research.precompute import VIEWS, Store
+from core.settings import Settings
 
 
 def test_a_changed_checkpoint_makes_the_view_stale(tmp_path):
@@ -33,7 +33,7 @@ def test_a_changed_checkpoint_makes_the_view_stale(tmp_path):
 def test_shipped_views_are_current():
     store = Store(Settings())
     for view in VIEWS:
-        assert store.load(view) is not None, f"{view}: {store.info(view)} (run python -m research.precompute)"
+        assert store.load(view) is not None, f"{view}: {store.info(view)} (run python -m core.research.precompute)"
 
 
 def test_an_older_layout_is_stale(tmp_path):

@@ -1,5 +1,5 @@
-"""research/study.py and figures/study.py on a temporary checkpoint root of tiny fresh models (read
-with engine.checkpoints.records), and the layer-response view of the precompute driver."""
+"""core/research/study.py and core/figures/study.py on a temporary checkpoint root of tiny fresh models (read
+with core.engine.checkpoints.records), and the layer-response view of the precompute driver."""
 import json
 import math
 
@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine import checkpoints, models
-from engine.evaluate import MEASURES
-from engine.settings import Settings
-from figures import study as figures_study, theme
-from research import precompute, study
-from ui import text
+from core.engine import checkpoints, models
+from core.engine.evaluate import MEASURES
+from core.figures import study as figures_study
+from core.figures import theme
+from core.research import precompute, study
+from core.settings import Settings
+from core.ui import text
 
 # (train error (eval pass), test error): plain32 2 points worse on training -> degradation; resnet32
 # (mean over 3 seeds: train 4 = resnet20's, test 11, 2 points above 9, beyond the binomial noise of
@@ -39,7 +40,7 @@ def root(tmp_path_factory):
     for k, (train, test) in enumerate(SEEDS):
         (root / "resnet32" / "seeds" / f"seed{k + 1}.json").write_text(
             json.dumps({"train_error_pct": train, "test_error_pct": test}))
-    # where `engine.train --seeds` writes: ROOT/seeds/NAME-seedS/metrics.json; an unfinished one and
+    # where `core.engine.train --seeds` writes: ROOT/seeds/NAME-seedS/metrics.json; an unfinished one and
     # one of another recipe do not count
     for seed, extra in ((3, {"finished": True}), (4, {"finished": False}), (5, {"recipe": {"iters": 1}})):
         folder = root / "seeds" / f"resnet32-seed{seed}"
@@ -97,7 +98,7 @@ def test_results_table(root):
 
 
 def test_one_name_per_measure():
-    """The table's headers, the figure's labels and the texts use engine.evaluate.MEASURES' names."""
+    """The table's headers, the figure's labels and the texts use core.engine.evaluate.MEASURES' names."""
     assert study.HEADERS["train_err_eval"] == MEASURES["train_err_eval"] == "train error (eval pass, clean)"
     assert study.HEADERS["train_err_running"] == "train error (running, augmented, as in Fig. 6)"
     assert figures_study.TRAIN == MEASURES["train_err_running"] and figures_study.TEST == MEASURES["test_err"]

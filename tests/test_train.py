@@ -12,8 +12,8 @@ import textwrap
 import pytest
 import torch
 
-from engine import checkpoints as ck
-from engine.train import Recipe, lr_at, train
+from core.engine import checkpoints as ck
+from core.engine.train import Recipe, lr_at, train
 from tests import support
 from tests.support import kill_after_saves
 
@@ -94,17 +94,17 @@ def test_warmup_for_deep_nets(cifar, tmp_path, until_err, expect_end):
     assert lrs == ([0.01, 0.1] if expect_end else [0.01, 0.01])  # lr of each row's last step
 
 
-def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
+def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, monkeypatch):
     """SIGKILL a training process at 3 random moments; each time the folder loads, then resumes; the
     final weights equal an uninterrupted run's exactly (tolerance 0: CPU training is deterministic)."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the script runs from tmp_path, without an install
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(textwrap.dedent("""
         import sys, numpy as np
-        sys.path.insert(0, {ROOT!r})
-        from engine.train import Recipe, train
+        from core.engine.train import Recipe, train
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8); y = rng.integers(0, 10, 256)
-        train("resnet20", Recipe(iters=400, batch_size=8, eval_every=2), (x, y), {{"test": (x[:16], y[:16])}},
+        train("resnet20", Recipe(iters=400, batch_size=8, eval_every=2), (x, y), {"test": (x[:16], y[:16])},
               sys.argv[1], resume=True, train_eval=False, bar=False)
     """))
     folder, seen = tmp_path / "resnet20", []
@@ -129,9 +129,9 @@ def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
 
 
 def test_cli_jobs_then_evaluate_cli(cifar_dir, tmp_path):
-    """Two models in two processes, then `python -m engine.evaluate` prints the table."""
+    """Two models in two processes, then `python -m core.engine.evaluate` prints the table."""
     out = tmp_path / "ck"
-    cmd = [sys.executable, "-m", "engine.train", "--model", "resnet20", "plain20", "--jobs", "2", "--iters", "3",
+    cmd = [sys.executable, "-m", "core.engine.train", "--model", "resnet20", "plain20", "--jobs", "2", "--iters", "3",
            "--batch-size", "8", "--device", "cpu", "--no-train-eval", "--out", str(out),
            "--data-dir", str(cifar_dir)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -140,7 +140,7 @@ def test_cli_jobs_then_evaluate_cli(cifar_dir, tmp_path):
         assert f"{name}: done" in r.stdout
         assert f"{name}: 3 iterations" in (out / f"{name}.log").read_text()
         assert ck.load(out / name).metrics["iterations"] == 3
-    r = subprocess.run([sys.executable, "-m", "engine.evaluate", "--checkpoints", str(out), "--data-dir",
+    r = subprocess.run([sys.executable, "-m", "core.engine.evaluate", "--checkpoints", str(out), "--data-dir",
                         str(cifar_dir)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "| plain20 | 20 | 269,722 |" in r.stdout and "| resnet20 | 20 | 269,722 |" in r.stdout
@@ -148,14 +148,14 @@ def test_cli_jobs_then_evaluate_cli(cifar_dir, tmp_path):
 
 
 def test_cli_reports_missing_data(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "engine.train", "--model", "resnet20", "--data-dir", str(tmp_path),
+    r = subprocess.run([sys.executable, "-m", "core.engine.train", "--model", "resnet20", "--data-dir", str(tmp_path),
                         "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and "python -m engine.data download" in r.stderr
+    assert r.returncode != 0 and "python -m core.engine.data download" in r.stderr
 
 
 def test_progress_without_tqdm(monkeypatch, capsys):
     """The GPU machines have no tqdm: the fallback still iterates and prints a final line."""
-    from engine import progress
+    from core.engine import progress
 
     monkeypatch.setattr(progress, "_tqdm", None)
     bar = progress.progress_bar(range(3), total=3, desc="eval")

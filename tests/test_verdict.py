@@ -1,4 +1,4 @@
-"""research/verdict.py: the paper's cases, the tolerances, and each comparability check.
+"""core/research/verdict.py: the paper's cases, the tolerances, and each comparability check.
 
 The test errors of the paper's cases are Table 6's. Its training errors are not tabulated (Fig. 6
 plots them), so the training errors below are made-up values of the shape the paper describes
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from research import verdict
+from core.research import verdict
 
 RECIPE = {"name": "paper", "iters": 64000, "batch_size": 128, "weight_decay": 0.0001}
 

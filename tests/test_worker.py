@@ -1,11 +1,11 @@
-"""serving.worker: one thread for all work, requests before background work, errors to the caller."""
+"""core.serving.worker: one thread for all work, requests before background work, errors to the caller."""
 import inspect
 import threading
 import time
 
 import pytest
 
-from serving.worker import BACKGROUND, REQUEST, Worker
+from core.serving.worker import BACKGROUND, REQUEST, Worker
 
 
 def test_every_job_runs_on_one_thread_whoever_calls():

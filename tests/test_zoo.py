@@ -1,4 +1,4 @@
-"""serving.zoo: trained, missing, broken and untrained models; one broken folder never takes down the
+"""core.serving.zoo: trained, missing, broken and untrained models; one broken folder never takes down the
 rest; BN folding gives the model's outputs; the CPU quota is read from cgroup v2, then v1."""
 import shutil
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine import checkpoints, models
-from engine.data import CLASSES
-from engine.settings import Settings, cpu_quota
-from serving import zoo
-from ui import text
+from core.engine import checkpoints, models
+from core.engine.data import CLASSES
+from core.serving import zoo
+from core.settings import Settings, cpu_quota
+from core.ui import text
 
 SHIPPED = ("plain20", "resnet20")  # in the repository: the tests below rely on them, never skip
 

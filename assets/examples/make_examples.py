@@ -11,15 +11,14 @@ its skimage/data folder.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from core.engine import data
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parent))
-from engine import data  # noqa: E402
 
 PHOTOS = {  # output name: scikit-image file (all public domain or CC0, see README.md)
     "photo_cat.jpg": "chelsea.png",
@@ -59,7 +58,7 @@ def photos(src: Path) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", help="folder holding cifar-10-batches-bin (default: engine.data's search)")
+    ap.add_argument("--data-dir", help="folder holding cifar-10-batches-bin (default: core.engine.data's search)")
     ap.add_argument("--skimage-data", type=Path, help="scikit-image's skimage/data folder, for the photos")
     args = ap.parse_args()
     cifar(args.data_dir)
