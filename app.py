@@ -2,253 +2,35 @@
 
     python app.py        # http://127.0.0.1:7860 (a Hugging Face Space runs this file as it is)
 
-Five tabs on the uploaded image, each also a public API (gradio_client): classify, explain (and its
-faithfulness scores of every method), corrupt (core/ui/corrupt.py), architecture, gradient_flow (handlers:
-core/ui/lab.py); then the research tabs of core/ui/research_tabs.py (results, curves, layer_responses, lesion,
-landscape, shattered, faithfulness_study, robustness, vgg_vs_resnet).
-This file only wires: images are decoded by core.serving.images, models served by core.serving.zoo,
-attributions by core.serving.attribution, analysis by core.engine.introspection, plots by core/figures/, text by
-core/ui/text.py, and core/ui/page.py's script keeps each figure at its component's width. Every handler that
-runs a model runs on one worker thread (core/serving/worker.py), and output files are written whole by
-core/serving/files.py. Importing it does no work: `python app.py` builds and launches the demo, then
-warms the default pair up in the background (logged; $RESNET_LAB_LOG sets the level), and `app.demo`
-(what `gradio app.py` and Spaces tooling look up) builds it on first access, without the warm-up.
-Nothing touches the network; models load on first use.
+Wiring only: the settings come from the environment (core/settings.py), the page from
+core/ui/dashboard.py, and the launch from core/ui/launch.py. Importing this file does no work:
+`python app.py` builds and launches the demo, then warms the default pair up in the background
+(logged; $RESNET_LAB_LOG sets the level), and `app.demo` (what `gradio app.py` and Spaces tooling
+look up) builds it on first access, without the warm-up. Nothing touches the network; models load
+on first use.
 """
-import os
+from core.settings import Settings, SettingsError, quiet_gradio
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home at start
+quiet_gradio()  # before gradio is imported: no calls home
 
-import logging  # noqa: E402
-
-import gradio as gr  # noqa: E402
-
-from core.engine import corruptions, models  # noqa: E402
-from core.engine.data import CLASSES  # noqa: E402
-from core.serving import attribution, images  # noqa: E402
-from core.serving.worker import Worker  # noqa: E402
-from core.serving.zoo import Zoo  # noqa: E402
-from core.settings import Settings, set_threads  # noqa: E402
-from core.ui import page, robustness_text, text  # noqa: E402
-from core.ui.corrupt import CONTROLS as CORRUPT  # noqa: E402
-from core.ui.corrupt import MAX_SEED, Corrupt
-from core.ui.lab import BN_MODES, EXPLAIN, FLOW, PLAIN, RESIDUAL, Lab, examples  # noqa: E402
-from core.ui.research_tabs import research_tabs  # noqa: E402
-
-MAX_FILE_SIZE = images.MAX_BYTES
-
-
-try:  # on Hugging Face ZeroGPU hardware, request a GPU slot per call; elsewhere a no-op
-    from spaces import GPU as _gpu  # type: ignore  # noqa: E402
-except ImportError:
-    def _gpu(fn):
-        return fn
-
-
-def default_depth(zoo: Zoo) -> int:
-    """56 (the paper's headline pair) unless trained pairs are shipped and 56 is not among them:
-    then the deepest shipped pair."""
-    pair = models.deepest_pair(zoo.shipped())
-    if pair is None or set(models.pair(56)) <= set(zoo.shipped()):
-        return 56
-    return models.get_spec(pair[0]).depth
-
-
-def _choices(zoo: Zoo, names):
-    return [(f"{n}" + ("" if zoo.untrained_mode() or n in zoo.shipped() else " (no checkpoint yet)"), n)
-            for n in names]
-
-
-def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
-    """The whole dashboard over the checkpoints of `settings`, and its image handlers. Every handler
-    that runs a model runs on the Lab's one worker thread; output files go to Gradio's cache."""
-    zoo = Zoo(settings)
-    attribution.import_captum()  # before the worker can import it beside Gradio's own matplotlib import
-    lab = Lab(zoo, gr.utils.get_upload_folder(), Worker())
-
-    def on_worker(fn):
-        return _gpu(lab.worker.wrap(fn))
-    d = default_depth(zoo)
-    plain_d, residual_d = models.pair(d)
-    shown = examples()
-    with gr.Blocks(title="ResNet lab") as demo:
-        gr.Markdown("# ResNet lab: why skip connections matter\nPlain vs residual CIFAR-10 networks of He et al., "
-                    "*Deep Residual Learning for Image Recognition* (CVPR 2016), on the same image.")
-        gr.Markdown(text.banner(zoo.shipped()), elem_id="banner")
-        with gr.Row():
-            image = gr.Image(type="filepath", label="Image (any size; the nets see 32×32)", height=260,
-                             sources=["upload", "clipboard"], elem_id="upload")
-            with gr.Column():
-                depth = gr.Radio(list(models.DEPTHS), value=d, label="Depth (sets both models)")
-                plain = gr.Dropdown(_choices(zoo, PLAIN), value=plain_d, label="Plain model")
-                residual = gr.Dropdown(_choices(zoo, RESIDUAL), value=residual_d, label="Residual model")
-        if shown:
-            gr.Examples(shown, inputs=image, examples_per_page=16)
-        depth.input(lambda v: models.pair(int(v)), depth, [plain, residual], api_visibility="private",
-                    queue=False)
-        with gr.Tab("Classify"):
-            gr.Markdown(text.INTRO["classify"])
-            go = gr.Button("Classify", variant="primary", elem_id="classify-btn")
-            with gr.Row():
-                seen = gr.Image(label="What the nets see (32×32)", height=140, interactive=False)
-                lab_p = gr.Label(num_top_classes=5, label="Plain", elem_id="label-plain")
-                lab_r = gr.Label(num_top_classes=5, label="Residual", elem_id="label-residual")
-            info = gr.Markdown(elem_id="classify-info")
-            go.click(on_worker(lab.classify), [image, plain, residual], [lab_p, lab_r, seen, info], api_name="classify",
-                     preprocess=False, concurrency_id="models")
-        with gr.Tab("Explain"):
-            gr.Markdown(text.INTRO["explain"])
-            with gr.Row():
-                method = gr.Dropdown(list(attribution.METHODS), value=EXPLAIN["method"], label="Method")
-                target = gr.Dropdown(["predicted", *CLASSES], value=EXPLAIN["target"], label="Target class")
-                display = gr.Radio(list(attribution.DISPLAYS), value=EXPLAIN["display"], label="Display")
-                sign = gr.Radio(list(attribution.SIGNS), value=EXPLAIN["sign"], label="Sign")
-            with gr.Accordion("Method parameters", open=False):
-                lim = attribution.LIMITS
-                with gr.Row():
-                    ig_steps = gr.Slider(*lim["ig_steps"], value=EXPLAIN["ig_steps"], step=1, label="IG steps")
-                    nt_samples = gr.Slider(*lim["nt_samples"], value=EXPLAIN["nt_samples"], step=1,
-                                           label="SmoothGrad samples")
-                    nt_stdev = gr.Slider(*lim["nt_stdev"], value=EXPLAIN["nt_stdev"], step=0.05,
-                                         label="SmoothGrad noise (std)")
-                    occ = gr.Slider(*lim["occlusion_window"], value=EXPLAIN["occlusion_window"], step=1,
-                                    label="Occlusion window (px)")
-                    stage = gr.Dropdown(list(attribution.STAGES), value=EXPLAIN["stage"], label="Grad-CAM stage")
-            run = gr.Button("Explain", variant="primary", elem_id="explain-btn")
-            with gr.Row():
-                att_p = gr.Image(label="Plain (what it saw, 32×32)", height=260, elem_id="attr-plain")
-                photo_p = gr.Image(label="Plain, on your photo (the square: what the nets saw)", height=260,
-                                   elem_id="photo-plain")
-            with gr.Row():
-                att_r = gr.Image(label="Residual (what it saw, 32×32)", height=260, elem_id="attr-residual")
-                photo_r = gr.Image(label="Residual, on your photo (the square: what the nets saw)", height=260,
-                                   elem_id="photo-residual")
-            att_info = gr.Markdown(elem_id="explain-info")
-            curves = gr.Plot(label="Deletion and insertion curves", show_label=False, elem_id="faith-curves")
-            controls = [method, target, display, sign, ig_steps, nt_samples, nt_stdev, occ, stage]
-            run.click(on_worker(lab.explain), [image, plain, residual, *controls],
-                      [att_p, att_r, att_info, photo_p, photo_r, curves], api_name="explain",
-                      preprocess=False, concurrency_id="models")
-            gr.Markdown(text.FAITHFULNESS_DEFINITION)
-            with gr.Row():
-                metrics = gr.Checkbox(value=False, label="also Captum's infidelity and sensitivity (slower)")
-                score = gr.Button("Score every method", variant="primary", elem_id="faith-btn")
-            faith_plot = gr.Plot(label="Every method, both nets", show_label=False, elem_id="faith-methods")
-            faith_table = gr.Dataframe(headers=text.FAITH_HEADERS, label="Every method, both nets",
-                                       elem_id="faith-live-table")
-            faith_info = gr.Markdown(elem_id="faith-info")
-            score.click(on_worker(lab.faithfulness), [image, plain, residual, target, sign, metrics, ig_steps,
-                                                      nt_samples, nt_stdev, occ, stage],
-                        [faith_plot, faith_table, faith_info], api_name="faithfulness", preprocess=False,
-                        concurrency_id="models")
-        with gr.Tab("Corrupt"):
-            gr.Markdown(text.INTRO["corrupt"])
-            with gr.Row():
-                corruption = gr.Dropdown([(c.title, c.name) for c in corruptions.CORRUPTIONS.values()],
-                                         value=CORRUPT["corruption"], label="Corruption")
-                severity = gr.Slider(1, 5, value=CORRUPT["severity"], step=1, label="Severity (CIFAR-10-C's levels)")
-                seed = gr.Number(value=CORRUPT["seed"], precision=0, minimum=0, maximum=MAX_SEED,
-                                 label="Seed (noise and elastic)")
-            corrupt_btn = gr.Button("Corrupt", variant="primary", elem_id="corrupt-btn")
-            with gr.Row():
-                corrupted = gr.Image(label="Corrupted: what the nets see (32×32)", height=160, interactive=False,
-                                     elem_id="corrupt-seen")
-                cor_p = gr.Label(num_top_classes=5, label="Plain", elem_id="corrupt-plain")
-                cor_r = gr.Label(num_top_classes=5, label="Residual", elem_id="corrupt-residual")
-            cor_plot = gr.Plot(label="Confidence across severities", show_label=False, elem_id="corrupt-plot")
-            cor_info = gr.Markdown(elem_id="corrupt-info")
-            with gr.Accordion("The corruptions and their levels", open=False):
-                gr.Markdown(robustness_text.levels_markdown())
-            corrupt = Corrupt(lab)
-            cor_in, cor_out = [image, plain, residual, corruption, severity, seed], [corrupted, cor_p, cor_r, cor_plot,
-                                                                                    cor_info]
-            corrupt_btn.click(on_worker(corrupt.corrupt), cor_in, cor_out, api_name="corrupt", preprocess=False,
-                              concurrency_id="models")
-            for control in (severity.release, corruption.input, seed.submit):  # a control moved: re-run on the upload
-                control(on_worker(corrupt.on_change), cor_in, cor_out, api_visibility="private", preprocess=False,
-                        concurrency_id="models")
-        with gr.Tab("Architecture"):
-            gr.Markdown(text.INTRO["architecture"])
-            gr.Markdown(text.BLOCK_DIAGRAM)
-            show = gr.Button("Show architecture", variant="primary", elem_id="arch-btn")
-            # the figures' own titles say what each shows: no label floating over them
-            arch = gr.Plot(label="Per block: output shape, parameters, FLOPs", show_label=False, elem_id="arch-plot")
-            with gr.Row():
-                fm_p = gr.Plot(label="Plain: feature maps", show_label=False)
-                fm_r = gr.Plot(label="Residual: feature maps", show_label=False)
-            arch_info = gr.Markdown(elem_id="arch-info")
-            show.click(on_worker(lab.architecture), [image, plain, residual], [arch, fm_p, fm_r, arch_info],
-                       api_name="architecture", preprocess=False, concurrency_id="models")
-        with gr.Tab("Gradient flow"):
-            gr.Markdown(text.INTRO["gradient_flow"])
-            with gr.Row():
-                src = gr.Radio(["test batch", "uploaded image"], value=FLOW["source"], label="Input")
-                weights = gr.Radio(["init", "trained"], value=FLOW["weights"], label="Weights")
-                gdepth = gr.Radio(list(models.DEPTHS), value=FLOW["depth"], label="Depth")
-                bn = gr.Radio(list(BN_MODES), value=FLOW["bn"], label="BN statistics (batch: as in training)")
-            flow_btn = gr.Button("Compute gradient flow", variant="primary", elem_id="flow-btn")
-            flow_conv = gr.Plot(label="Conv weights", show_label=False, elem_id="flow-plot")
-            flow_blocks = gr.Plot(label="Block outputs", show_label=False)
-            flow_info = gr.Markdown(elem_id="flow-info")
-            flow_btn.click(on_worker(lab.gradient_flow), [image, src, weights, gdepth, bn], [flow_conv, flow_blocks, flow_info],
-                           api_name="gradient_flow", preprocess=False, concurrency_id="models")
-        research_tabs(zoo, lab.worker, lab.files)
-        demo.load(None, js=page.FIT_PLOTS, api_visibility="private", queue=False)  # figures follow their width
-        demo.load(None, js=page.PIXELATED, api_visibility="private", queue=False)  # 32x32 images drawn as pixels
-    return demo, lab
-
-
-def serve_address() -> tuple[str, int]:
-    """Where to listen: $GRADIO_SERVER_NAME, else all interfaces on a Hugging Face Space ($SPACE_ID) and
-    localhost anywhere else (nothing public by default); port $PORT, else $GRADIO_SERVER_PORT, else 7860."""
-    host = os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
-    return host, int(os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT") or 7860)
-
-
-def queue_size() -> int:
-    """Waiting requests the queue holds ($RESNET_LAB_QUEUE, default 64); past it: "queue is full"."""
-    return int(os.environ.get("RESNET_LAB_QUEUE") or 64)
-
-
-def from_env() -> tuple[gr.Blocks, Lab]:
-    """The demo (and its handlers) as the environment asks for it, with torch's threads set to the CPU
-    quota (and denormals flushed) first."""
-    settings = Settings.from_env()
-    set_threads(settings.threads)
-    return build(settings)
-
-
-def serve(demo: gr.Blocks, lab: Lab):
-    """Launch; once the page is served, warm the default pair up in the background (logged)."""
-    host, port = serve_address()
-    demo.queue(max_size=queue_size(), default_concurrency_limit=1).launch(
-        server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=False, prevent_thread_lock=True)
-    shown = examples()
-    lab.warm_up(*models.pair(default_depth(lab.zoo)), shown[0] if shown else None)
-    demo.block_thread()
+from core.ui.launch import configure_logging, from_settings, serve  # noqa: E402
 
 
 def __getattr__(name):  # `app.demo`: built on first access (PEP 562), so importing app does no work
     if name == "demo":
-        globals()["demo"] = from_env()[0]
+        globals()["demo"] = from_settings(Settings.from_env())[0]
         return globals()["demo"]
     raise AttributeError(f"module 'app' has no attribute {name!r}")
 
 
-def configure_logging():
-    """The app's log lines (logger "resnet_lab", to stderr) at $RESNET_LAB_LOG: debug, info, warning
-    or error (default info); other libraries' loggers are left as they are. At debug each classify
-    request logs its spans (decode, model per net, file write, handler total)."""
-    name = (os.environ.get("RESNET_LAB_LOG") or "info").strip().lower()
-    if name not in ("debug", "info", "warning", "error"):
-        raise SystemExit(f"RESNET_LAB_LOG must be debug, info, warning or error, not {name!r}")
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
-    logger = logging.getLogger("resnet_lab")
-    logger.addHandler(handler)
-    logger.setLevel(getattr(logging, name.upper()))
+def main():
+    try:
+        settings = Settings.from_env()
+    except SettingsError as e:
+        raise SystemExit(str(e)) from None
+    configure_logging(settings.log_level)
+    serve(*from_settings(settings), settings)
 
 
 if __name__ == "__main__":
-    configure_logging()
-    serve(*from_env())
+    main()

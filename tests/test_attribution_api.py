@@ -51,9 +51,10 @@ def test_import_is_light():
 
 def test_the_app_imports_captum_on_its_main_thread_before_the_worker_runs():
     """A lazy first import of captum on the worker thread raced Gradio's matplotlib import on its
-    own thread (a CI failure): app.build imports captum.attr and matplotlib on the calling thread."""
-    code = ("import sys, app; from core.settings import Settings; before = 'captum.attr' in sys.modules; "
-            "app.build(Settings()); print(before, 'captum.attr' in sys.modules, 'matplotlib.colors' in sys.modules)")
+    own thread (a CI failure): the page's build imports captum.attr and matplotlib on the calling thread."""
+    code = ("import sys; from core.ui.dashboard import build; from core.settings import Settings; "
+            "before = 'captum.attr' in sys.modules; build(Settings()); "
+            "print(before, 'captum.attr' in sys.modules, 'matplotlib.colors' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "True", "True"], out.stdout + out.stderr
 

@@ -108,13 +108,13 @@ def _raw_upload(server, name, data):
 
 
 def test_upload_over_the_size_limit_is_refused(server, client, tmp_path):
-    import app
-    data = _img(size=(64, 64)) + b"\x00" * (app.MAX_FILE_SIZE + 1)
+    from core.ui.dashboard import MAX_FILE_SIZE
+    data = _img(size=(64, 64)) + b"\x00" * (MAX_FILE_SIZE + 1)
     big = _write(tmp_path, "big.png", data)
-    with pytest.raises(ValueError, match=re.escape(f"exceeds the maximum file size of {app.MAX_FILE_SIZE} bytes")):
+    with pytest.raises(ValueError, match=re.escape(f"exceeds the maximum file size of {MAX_FILE_SIZE} bytes")):
         _classify(client, big)  # gradio_client checks the page's limit before sending
     assert _raw_upload(server, "big.png", data) == \
-        (413, f"File size exceeded maximum allowed size of {app.MAX_FILE_SIZE} bytes.")
+        (413, f"File size exceeded maximum allowed size of {MAX_FILE_SIZE} bytes.")
     status, body = _raw_upload(server, "small.png", _img(size=(64, 64)))  # under the limit: stored
     assert status == 200 and body.endswith('/small.png"]'), body
     _still_answers(client)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from app import default_depth
 from core.engine import models
 from core.serving.zoo import Zoo
 from core.settings import Settings
+from core.ui.dashboard import default_depth
 from tests.support import BAD, ROOT, SHOTS, open_tab, wait_for
 
 results = []  # (case, message shown), for the closing note

@@ -130,3 +130,32 @@ def test_research_takes_only_attribution_from_serving():
     used = {t for m, ts in GRAPH.items() if layer(m) == "research" for t in ts if layer(t) == "serving"}
     assert used <= {"core.serving.attribution"}, used
 
+
+
+ENV_READERS = {"core/settings.py", "core/engine/distributed.py"}  # distributed: what torchrun sets, at the rendezvous
+
+
+def environ_uses(path: Path) -> list[int]:
+    """Lines of `path` that touch the process environment: os.environ, os.getenv, os.putenv, or
+    `from os import environ` (or getenv)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "environb") \
+                and getattr(node.value, "id", "") == "os":
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "os" and \
+                {a.name for a in node.names} & {"environ", "getenv", "putenv", "environb"}:
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_only_settings_reads_the_environment():
+    files = [ROOT / "app.py", *sorted((ROOT / "core").rglob("*.py"))]
+    found = {str(p.relative_to(ROOT)): environ_uses(p) for p in files}
+    assert {f for f, lines in found.items() if lines} == ENV_READERS, found
+
+
+def test_the_environment_check_sees_every_form(tmp_path):
+    (tmp_path / "a.py").write_text("import os\nx = os.environ.get('A')\ny = os.getenv('B')\n"
+                                   "from os import environ\ndef f():\n    return os.environ['C']\n")
+    assert environ_uses(tmp_path / "a.py") == [2, 3, 4, 6]

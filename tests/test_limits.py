@@ -11,7 +11,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.utils import QueueError, Status
 
-import app
+from core.settings import Settings, SettingsError
 from tests.support import ROOT, running_app, wait_for
 
 CAT = str(ROOT / "assets" / "examples" / "cifar_cat.png")
@@ -76,16 +76,18 @@ def test_a_full_queue_refuses_cleanly_and_the_server_survives(tmp_path):
         assert proc.poll() is None
 
 
-def test_listens_on_localhost_unless_told_or_on_a_space(monkeypatch):
-    for var in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "PORT", "SPACE_ID"):
-        monkeypatch.delenv(var, raising=False)
-    assert app.serve_address() == ("127.0.0.1", 7860)
-    monkeypatch.setenv("PORT", "9000")
-    assert app.serve_address() == ("127.0.0.1", 9000)
-    monkeypatch.setenv("SPACE_ID", "user/resnet-lab")
-    assert app.serve_address()[0] == "0.0.0.0"
-    monkeypatch.setenv("GRADIO_SERVER_NAME", "10.0.0.5")
-    assert app.serve_address()[0] == "10.0.0.5"
+def test_listens_on_localhost_unless_told_or_on_a_space():
+    def address(**env):
+        s = Settings.from_env(env)
+        return s.host, s.port
+    assert address() == ("127.0.0.1", 7860)
+    assert address(GRADIO_SERVER_PORT="8000") == ("127.0.0.1", 8000)
+    assert address(PORT="9000", GRADIO_SERVER_PORT="8000") == ("127.0.0.1", 9000)
+    assert address(SPACE_ID="user/resnet-lab")[0] == "0.0.0.0"
+    assert address(SPACE_ID="user/resnet-lab", GRADIO_SERVER_NAME="10.0.0.5")[0] == "10.0.0.5"
+    assert Settings.from_env({}).queue == 64 and Settings.from_env({"RESNET_LAB_QUEUE": "5"}).queue == 5
+    with pytest.raises(SettingsError, match=r"\$PORT must be an integer, not 'eighty'"):
+        Settings.from_env({"PORT": "eighty"})
 
 
 def _raw_call(server, endpoint, data):

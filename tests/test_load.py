@@ -96,10 +96,10 @@ def test_warm_up_follows_the_served_page_and_every_step_succeeds(fresh_app):
     assert served < warm[0], lines
     steps = [line for line in lines if "warm-up:" in line and " in " in line and "done" not in line]
     assert len(steps) == 9 and not [line for line in lines if "failed" in line], lines
-    from app import default_depth
     from core.engine import models
     from core.serving.zoo import Zoo
     from core.settings import Settings
+    from core.ui.dashboard import default_depth
 
     plain, residual = models.pair(default_depth(Zoo(Settings())))  # the page's default pair
     assert f"warm-up: 9 steps for {plain} + {residual}" in lines[warm[0]]
@@ -123,19 +123,19 @@ def test_handlers_hand_gradio_finished_files(tmp_path):
     assert lab.classify({"path": IMAGE}, *PAIR)[2] == seen
 
 
-def test_the_log_level_comes_from_the_environment(monkeypatch):
+def test_the_log_level_comes_from_the_environment():
     import logging
 
-    import app
+    from core.settings import Settings, SettingsError
+    from core.ui.launch import configure_logging
 
     logger = logging.getLogger("resnet_lab")
     handlers, level = list(logger.handlers), logger.level
     try:
-        monkeypatch.setenv("RESNET_LAB_LOG", "Debug")
-        app.configure_logging()
+        configure_logging(Settings.from_env({"RESNET_LAB_LOG": "Debug"}).log_level)
         assert logger.level == logging.DEBUG and len(logger.handlers) == len(handlers) + 1
-        monkeypatch.setenv("RESNET_LAB_LOG", "loud")
-        with pytest.raises(SystemExit, match="RESNET_LAB_LOG must be debug, info, warning or error, not 'loud'"):
-            app.configure_logging()
+        assert Settings.from_env({}).log_level == "info"
+        with pytest.raises(SettingsError, match=r"\$RESNET_LAB_LOG must be debug, info, warning or error, not 'loud'"):
+            Settings.from_env({"RESNET_LAB_LOG": "loud"})
     finally:
         logger.handlers[:], logger.level = handlers, level

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.settings import PROJECT
+from core.settings import data_root
 
 DIRNAME = "CIFAR-10-C"
 URL = "https://zenodo.org/records/2535967/files/CIFAR-10-C.tar"
@@ -56,7 +56,7 @@ class OfficialSetError(ValueError):
 
 def find(data_dir: str | os.PathLike | None = None) -> Path | None:
     """The CIFAR-10-C folder under data_dir, else $CIFAR10_DIR, else <project>/data; None if absent."""
-    root = Path(data_dir or os.environ.get("CIFAR10_DIR") or PROJECT / "data")
+    root = data_root(data_dir)
     if root.name == "cifar-10-batches-bin":
         root = root.parent
     folder = root if root.name == DIRNAME else root / DIRNAME

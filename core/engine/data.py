@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.settings import PROJECT
+from core.settings import PROJECT, data_root
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
@@ -76,7 +76,7 @@ def how_to_get(where: Path) -> str:
 
 def find_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The cifar-10-batches-bin folder: from data_dir, else $CIFAR10_DIR, else <project>/data."""
-    root = Path(data_dir or os.environ.get("CIFAR10_DIR") or PROJECT / "data")
+    root = data_root(data_dir)
     if root.name != "cifar-10-batches-bin":
         root = root / "cifar-10-batches-bin"
     if not root.is_dir():

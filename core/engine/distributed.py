@@ -81,6 +81,12 @@ def describe(parallel: dict | None, batch_size: int) -> str:
     return f"{parallel['world_size']}×{parallel['per_rank_batch']}, {bn}"
 
 
+def launched(environ=None) -> bool:
+    """Whether torchrun started this process as one rank of several (WORLD_SIZE over 1)."""
+    env = os.environ if environ is None else environ
+    return env.get("WORLD_SIZE", "1") != "1"
+
+
 def from_env(environ=None, batch_size: int = 128, device: str = "cpu", sync_bn: bool = False,
              timeout_s: float = TIMEOUT_S) -> Dist:
     """Dist for this process, after joining the process group if torchrun started it."""

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from core.settings import child_env
+
 
 def run_jobs(args, argv):
     """Train each model in its own process, `args.jobs` at a time; logs go to OUT/NAME.log."""
@@ -30,9 +32,9 @@ def run_jobs(args, argv):
             name = pending.pop(0)
             log = open(Path(args.out) / f"{name}.log", "w")
             cmd = [sys.executable, "-m", "core.engine.train", "--model", name, *rest]
-            env = dict(os.environ)
-            if args.device == "cpu":  # share the cores instead of oversubscribing them
-                env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
+            # on the CPU, share the cores instead of oversubscribing them
+            env = child_env({"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // args.jobs))}
+                            if args.device == "cpu" else None)
             running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
             print(f"started {name} (log: {log.name})")
         time.sleep(1)

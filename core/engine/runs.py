@@ -24,6 +24,7 @@ import torch
 from core.engine import checkpoints
 from core.engine.data import NORMALIZATION
 from core.engine.evaluate import MEASURES, error_rate
+from core.settings import commit_from_env
 
 LAUNCH_KEYS = ("commit", "dirty", "device")  # what a resumed run's "launches" record keeps of each launch
 
@@ -39,11 +40,11 @@ def provenance(device: torch.device) -> dict:
             return ""
 
     # GIT_COMMIT wins: a copied tree (a GPU lease) can carry stale git metadata
-    commit = os.environ.get("GIT_COMMIT") or git("rev-parse", "HEAD") or "unknown"
+    commit = commit_from_env() or git("rev-parse", "HEAD") or "unknown"
     cuda = device.type == "cuda"
     return {"device": torch.cuda.get_device_name(device) if cuda else _cpu_name(),
             "device_type": device.type, "commit": commit,
-            "dirty": None if os.environ.get("GIT_COMMIT") else bool(git("status", "--porcelain")),
+            "dirty": None if commit_from_env() else bool(git("status", "--porcelain")),
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "cuda": torch.version.cuda if cuda else None,
                          "cudnn": torch.backends.cudnn.version() if cuda else None}}

@@ -233,7 +233,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.pack and args.jobs > 1:
         sys.exit("error: --pack trains in one process; use --pack or --jobs, not both")
-    if os.environ.get("WORLD_SIZE", "1") != "1" and (args.pack or args.jobs > 1):
+    if distributed.launched() and (args.pack or args.jobs > 1):
         sys.exit("error: --pack and --jobs do not compose with several torchrun ranks: under torchrun "
                  "the ranks train one model at a time together")
     if args.jobs > 1 and len(args.model) > 1:
