@@ -111,5 +111,5 @@ def test_landscape_evaluates_in_eval_mode_as_li_et_al():
 
 
 def test_code_comments_no_longer_claim_the_paper():
-    assert "as in the paper" not in re.search(r"weight_decay: float = .*", (ROOT / "core/engine/train.py").read_text())[0]
+    assert "as in the paper" not in re.search(r"weight_decay: float = .*", (ROOT / "core/engine/recipe.py").read_text())[0]
     assert "our choice" not in (ROOT / "core/research/landscape.py").read_text()

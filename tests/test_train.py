@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from core.engine import checkpoints as ck
-from core.engine.train import Recipe, lr_at, train
+from core.engine.recipe import lr_at
+from core.engine.train import Recipe, train
 from tests import support
 from tests.support import kill_after_saves
 

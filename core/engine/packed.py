@@ -24,7 +24,7 @@ warm-up beside one at lr 0.1 and for members at different iterations, with both 
 in float32 the forward (logits, losses, BN statistics) agrees to 1e-5 (grouped kernels round
 differently, so gradients are compared in float64 only); and member k's numbers do not depend on
 the other members' values at all (bit for bit, float32), which is what makes a resumed packed run
-bit-identical to an unbroken one on CPU (core/engine/train_packed.py keeps K fixed for that reason).
+bit-identical to an unbroken one on CPU (core/engine/loop.py keeps K fixed for that reason).
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The record of one training run: where it stands, its history, and what each save writes.
 
-Shared by the single-model trainer (core/engine/train.py) and the packed one (core/engine/train_packed.py), so a
-run's folder is the same whichever trained it: `Run.open` resumes it (refusing a different recipe,
-data or BN scope: bn_images, what each BN normalised over), `Run.log` appends a history row
+Shared by the single-model set-up (core/engine/train.py), the packed one (core/engine/train_packed.py)
+and their one loop (core/engine/loop.py), so a run's folder is the same whichever trained it:
+`Run.open` resumes it (refusing a different recipe, data or BN scope: bn_images, what each BN
+normalised over), `Run.log` appends a history row
 (running train loss/error since the last row, test and val error), `Run.save` writes the
 checkpoint folder with metrics and, while unfinished, the resume state in torch.optim.SGD's layout
 (`optim.{i}.momentum_buffer` for the i-th parameter, plus param_groups), which either trainer can
@@ -87,7 +88,7 @@ def folder_for(out_dir, name: str, seed: int = 0) -> Path:
 class Run:
     name: str
     folder: Path
-    recipe: object  # core.engine.train.Recipe
+    recipe: object  # core.engine.recipe.Recipe
     seed: int
     base: dict  # the metrics every save repeats: recipe, seed, data, precision, provenance, ...
     warming: bool
@@ -98,11 +99,12 @@ class Run:
     saved: dict | None = None  # the resume tensors (optimiser state, "acc"), when resumed
     groups: list | None = None  # the saved param_groups, when resumed
     extra: dict = field(default_factory=dict)  # more records kept in metrics and resume state ("packed")
+    done: dict | None = None  # the metrics of a run found finished (then there is nothing to train)
 
     @classmethod
     def open(cls, name, folder, recipe, seed, train_set, eval_sets, resume, warming, meta: dict):
-        """A Run at iteration 0, or resumed from `folder`; the finished metrics (a dict) if `folder`
-        holds a finished run and resume is set. meta: precision, compiled, provenance fields."""
+        """A Run at iteration 0, or resumed from `folder`; if `folder` holds a finished run and resume
+        is set, a Run whose `done` holds its metrics. meta: precision, compiled, provenance fields."""
         folder = Path(folder)
         saved = checkpoints.load_train_state(folder) if resume else None
         if not resume and (folder / checkpoints.STATE_JSON).is_file():
@@ -110,7 +112,7 @@ class Run:
         if resume and saved is None and (folder / checkpoints.METRICS).is_file():
             done = checkpoints.read_json(folder / checkpoints.METRICS)
             print(f"{name}: {folder} holds a finished run ({done.get('iterations')} iterations); nothing to resume")
-            return done
+            return cls(name, folder, recipe, seed, {}, warming, done=done)
         run = cls(name, folder, recipe, seed, {}, warming)
         if saved is not None:
             tensors, info = saved

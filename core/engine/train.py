@@ -27,9 +27,7 @@ import argparse
 import dataclasses
 import os
 import sys
-import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,51 +36,53 @@ import torch.nn.functional as F
 from core.engine import checkpoints, distributed, models, packed
 from core.engine.data import DataMissingError, TensorLoader, load_split
 from core.engine.distributed import Dist
-from core.engine.progress import progress_bar
+from core.engine.loop import Member, compile_step, fit
+from core.engine.recipe import RECIPES, Recipe
 from core.engine.runs import Run, folder_for, optim_state, optim_tensors, run_meta
+from core.engine.train_packed import plan, train_packed
 
 
-@dataclass(frozen=True)
-class Recipe:
-    name: str = "paper"
-    iters: int = 64_000  # SGD steps; 64k steps x 128 images = about 164 epochs of 50k images
-    batch_size: int = 128  # images per step
-    lr: float = 0.1  # initial learning rate
-    lr_steps: tuple = (0.5, 0.75)  # fractions of iters where lr is divided by 10 (32k, 48k of 64k)
-    lr_decay: float = 0.1  # factor at each step
-    momentum: float = 0.9
-    weight_decay: float = 1e-4  # the paper's 1e-4, here on every parameter (BN and biases too; the paper doesn't say)
-    warmup_min_depth: int = 110  # nets this deep warm up...
-    warmup_lr: float = 0.01  # ...at this lr...
-    warmup_until_err: float = 80.0  # ...until the running train error (%, over warmup_check steps) is below this
-    warmup_check: int = 20  # steps between warmup checks
-    augment: bool = True  # 4-pixel pad, random 32x32 crop, horizontal flip
-    eval_every: int = 500  # steps between history rows and checkpoint saves
+class Single:
+    """The stepper of one net (core.engine.loop.fit): its nn.Module, or DDP around it, with
+    torch.optim.SGD. Under torchrun each rank steps on its share of the batch."""
 
+    k = 1
 
-RECIPES = {"paper": Recipe()}
+    def __init__(self, model, net, opt, fn, graphs: bool, n_img: torch.Tensor):
+        self.module, self.net, self.opt, self.fn, self.graphs, self.n_img = model, net, opt, fn, graphs, n_img
+        self.ghost = None  # a single net never waits for others
 
+    def set_lr(self, lrs: list[float]):
+        for g in self.opt.param_groups:
+            g["lr"] = lrs[0]
 
-def lr_at(recipe: Recipe, it: int, warming_up: bool) -> float:
-    """The lr of step `it`. A warmup that never reaches its error target ends at the first lr step."""
-    passed = sum(it >= round(f * recipe.iters) for f in recipe.lr_steps)
-    if warming_up and passed == 0:
-        return recipe.warmup_lr
-    return round(recipe.lr * recipe.lr_decay ** passed, 12)
+    def step(self, batches, weight):
+        x, y = batches[0]
+        if self.graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        loss, wrong = self.fn(x, y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.detach().view(1), wrong.view(1)
 
+    def model(self, j: int):
+        return self.module
 
-def compile_step(fn, compile_model, device: torch.device):
-    """(fn, torch.compile'd as asked; whether each call must mark a CUDA-graph step first)."""
-    mode = compile_model if isinstance(compile_model, str) and compile_model != "default" else None
-    step = torch.compile(fn, mode=mode) if compile_model else fn
-    return step, mode is not None and "cudagraphs" not in mode and device.type == "cuda"
+    def state(self, j: int, acc_j: torch.Tensor) -> tuple[dict, list]:
+        tensors, groups = optim_tensors(self.opt.state_dict())
+        return {**tensors, "acc": acc_j}, groups
+
+    def lr(self, j: int) -> float:
+        return self.opt.param_groups[0]["lr"]
 
 
 def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device="cpu", seed: int = 0,
           resume: bool = False, compile_model: bool | str = False, stop_at: int | None = None,
           train_eval: bool = True, bar: bool = True, fast: bool = True, folder=None,
-          dtype: torch.dtype = torch.float32, dist: Dist | None = None) -> dict:
-    """Train one model; returns the metrics written to its folder's metrics.json (None on ranks but 0).
+          dtype: torch.dtype = torch.float32, dist: Dist | None = None) -> dict | None:
+    """Train one model; returns the metrics written to its folder's metrics.json (None on ranks but
+    0, and when stop_at ends the run before its first save).
 
     train_set: (uint8 images, labels); eval_sets: {"test": (images, labels), ["val": ...]}.
     stop_at: end the run after this iteration, as a kill right after a save would (for tests).
@@ -107,11 +107,11 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
     with distributed.main_first(dist):  # rank 0 may finish a save that a kill interrupted
         run = Run.open(name, Path(folder or Path(out_dir) / name), recipe, seed, train_set, eval_sets, resume,
                        model.spec.depth >= recipe.warmup_min_depth, meta)
-    distributed.agree(dist, "where the run stands", "finished" if isinstance(run, dict) else run.it,
+    distributed.agree(dist, "where the run stands", "finished" if run.done else run.it,
                       "every rank must read the same checkpoint folder (several machines: --out on a shared disk)")
-    if isinstance(run, dict):
-        return run
-    acc = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, errors, warmup errors, warmup n
+    if run.done:
+        return run.done
+    acc = torch.zeros(1, 4, dtype=torch.float64, device=device)  # loss sum, errors, warmup errors, warmup n
     if run.saved is not None:
         run.resume_model(model)
         opt.load_state_dict(optim_state(run.saved, run.groups))
@@ -120,7 +120,7 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
             if "momentum_buffer" in st:
                 st["momentum_buffer"] = torch.empty_like(p).copy_(st["momentum_buffer"])
         run.note_pack([], None, 1)  # a run packed before now goes on alone: its "packed" record says so
-        acc = run.saved["acc"].to(device)
+        acc[0] = run.saved["acc"].to(device)
         if not dist.main:  # saved as sums over the ranks (gather_to_main): rank 0 holds them
             acc.zero_()
     loader = TensorLoader(*train_set, batch_size=recipe.batch_size, device=device, augment=recipe.augment,
@@ -133,56 +133,12 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
             logits = net(x.to(dtype))
             return F.cross_entropy(logits, y), (logits.argmax(1) != y).sum()
 
-    step, graphs = compile_step(loss_and_errors, compile_model, device)
-    last_it, tick, metrics = run.it, time.perf_counter(), None
+    fn, graphs = compile_step(loss_and_errors, compile_model, device)
     n_img = torch.tensor(float(recipe.batch_size // dist.world), dtype=torch.float64, device=device)  # this rank's
-    pbar = progress_bar(total=recipe.iters, initial=run.it, desc=name, disable=not (bar and dist.main),
-                        dynamic_ncols=True)
     model.train()
-    while run.it < recipe.iters and (stop_at is None or run.it < stop_at):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(recipe, run.it, run.warming)
-        x, y = loader.batch(run.it)
-        if graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        loss, wrong = step(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        acc += torch.stack([loss.detach().double() * n_img, wrong.double(), wrong.double(), n_img])
-        run.it += 1
-        it = run.it
-        pbar.update(1)
-        if run.warming and it % recipe.warmup_check == 0:
-            warm = distributed.total(acc[2:], dist)  # every rank decides on the same, global, error
-            if 100 * warm[0].item() / warm[1].item() < recipe.warmup_until_err:
-                run.warming, run.warm_end = False, it
-                pbar.write(f"{name}: warmup done at iteration {it} "
-                           f"(running train error below {recipe.warmup_until_err}%)")
-            acc[2:] = 0
-        log = it % recipe.eval_every == 0 or it == recipe.iters
-        if it % 50 == 0 or log:
-            now = time.perf_counter()
-            img_s = (it - last_it) * recipe.batch_size / max(now - tick, 1e-9)
-            run.wall += now - tick
-            last_it, tick = it, now
-            pbar.set_postfix_str(f"loss {loss.item():.3f} err {100 * wrong.item() / len(y):.1f}% {img_s:,.0f} img/s")
-        if log:
-            acc = distributed.gather_to_main(acc, dist)
-            if dist.main:  # rank 0 alone evaluates and writes; the others wait in their next step
-                run.log(model, acc[0].item(), acc[1].item(), eval_sets, device, opt.param_groups[0]["lr"])
-                acc[:2] = 0
-                metrics = run.save(model, train_set, device, train_eval, bar=pbar,
-                                   state=lambda: _with_acc(optim_tensors(opt.state_dict()), acc))
-            tick = time.perf_counter()  # evaluation time is not training time
-    pbar.close()
-    if run.finished and dist.main:
-        print(run.summary(metrics))
-    return metrics
-
-
-def _with_acc(state: tuple[dict, list], acc: torch.Tensor) -> tuple[dict, list]:
-    return {**state[0], "acc": acc}, state[1]
+    stepper = Single(model, net, opt, fn, graphs, n_img)
+    return fit([Member(run.folder.name, run, loader)], stepper, recipe, train_set, eval_sets, device, acc,
+               train_eval, bar, dist, stop_at=stop_at)[0]
 
 
 def parse_args(argv=None):
@@ -275,8 +231,6 @@ def train_all(args, recipe: Recipe, dist: Dist):
             eval_sets["val"] = load_split("val5k", args.data_dir)
     except DataMissingError as e:
         sys.exit(str(e))
-    from core.engine.train_packed import plan, train_packed  # it builds on this module
-
     runs = [(name, seed) for name in args.model for seed in (args.seeds or [args.seed])]
     folder = lambda name, seed: folder_for(args.out, name, seed) if args.seeds else Path(args.out) / name  # noqa: E731
     kw = dict(resume=args.resume, compile_model=args.compile, train_eval=not args.no_train_eval, fast=not args.fp32)
