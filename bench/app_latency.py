@@ -8,7 +8,7 @@ after the warm-up, and classify end to end with a server-side profile.
    thread's OpenMP team still exists (what a pool of request threads does), with the CPU quota of
    intra-op threads and with one (what the app's classify uses).
 2. Attribution time on resnet110 (median of 5): Grad-CAM (layer3), Saliency, Integrated Gradients
-   (50 steps), through core.serving.attribution, as the Explain tab calls it.
+   (50 steps), through core.research.attribution, as the Explain tab calls it.
 3. Cold start: `python app.py` from process start to the page answering, and to the first
    successful classify through gradio_client (models load lazily, so this includes loading).
 4. First clicks: once the app's log says "warm-up: done" (a checkout without a warm-up: as soon as
@@ -41,7 +41,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from core.serving import attribution
+from core.research import attribution
 from core.ui.lab import EXPLAIN as PAGE
 from core.ui.lab import FLOW
 

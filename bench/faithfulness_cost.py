@@ -6,7 +6,7 @@
 For each net of the pairs at depths 20 and 110 (fresh He-initialised weights, BN statistics from 8
 random images: the compute does not depend on the weights) and each attribution method at the page's
 defaults, the median of --repeats calls (after one warm-up call) of:
-  attribution   core.serving.attribution.attribute, what the Explain click already paid;
+  attribution   core.research.attribution.attribute, what the Explain click already paid;
   curves        the Explain click's deletion and insertion curves: the method's order and the random
                 order, 2 x 2 x 33 images (core.research.faithfulness.curves);
   metrics       Captum's infidelity and sensitivity for that method (core.research.faithfulness.captum_metrics);
@@ -28,8 +28,8 @@ from PIL import Image
 
 from bench.app_latency import median_ms as _median  # one warm-up call, then the median in ms
 from core.engine import models
-from core.research import faithfulness
-from core.serving import attribution, files, images, overlay
+from core.research import attribution, faithfulness
+from core.serving import files, images, overlay
 from core.settings import Settings, set_threads
 
 DEPTHS = (20, 110)

@@ -1,4 +1,4 @@
-"""core.serving.attribution: every method's output, parameter checking, rendering, caching; on resnet110:
+"""core.research.attribution: every method's output, parameter checking, rendering, caching; on resnet110:
 every method's map, Saliency = the input gradient, Integrated Gradients = its path integral, DeepLift
 complete; Integrated Gradients complete on the shipped resnet20. (Latency: bench/app_latency.py.)"""
 import gc
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from core.engine import models
-from core.serving import attribution as A
+from core.research import attribution as A
 from tests.support import ROOT
 
 NAMES = ("resnet20", "plain20", "resnet20b")
@@ -44,7 +44,7 @@ def test_tables():
 
 
 def test_import_is_light():
-    code = "import sys, core.serving.attribution; print('captum' in sys.modules, 'torch' in sys.modules)"
+    code = "import sys, core.research.attribution; print('captum' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

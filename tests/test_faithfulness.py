@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
+from core.research import attribution
 from core.research import faithfulness as F
-from core.serving import attribution
 
 
 class LinearScore(nn.Module):

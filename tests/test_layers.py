@@ -1,11 +1,13 @@
 """One direction of imports, read from the source with ast (nothing is imported or run).
 
-Layers: core.engine, core.serving, core.research, core.figures, core.ui, core.settings, and app.py.
-The engine imports only settings; serving imports the engine; research imports the engine (and,
-for now, serving.attribution, where Captum lives); figures import nothing of the project; ui and
-app.py wire everything. Nothing in core imports app.py, tools/, bench/ or tests/. The engine never
-imports gradio, plotly or captum (the GPU machines that train have none of them). Every `import`
-and `from ... import` counts, at module level or inside a function."""
+Layers: core.engine, core.serving, core.research, core.figures, core.ui, core.settings, and app.py,
+in the flow app -> ui -> serving -> research / figures -> engine (each may also import settings,
+and skip layers downward). The engine imports only settings; research (Captum's wrappers in
+research.attribution included) imports the engine; figures import nothing of the project;
+serving imports research, figures and the engine; ui and app.py wire everything. Nothing in core
+imports app.py, tools/, bench/ or tests/, nor another module's private (_underscored) names. The
+engine never imports gradio, plotly or captum (the GPU machines that train have none of them).
+Every `import` and `from ... import` counts, at module level or inside a function."""
 from __future__ import annotations
 
 import ast
@@ -19,8 +21,8 @@ SOURCES = ("core", "app.py", "tools", "bench", "tests")  # what imports are reso
 ALLOWED = {  # layer -> the other layers it may import
     "settings": set(),
     "engine": {"settings"},
-    "serving": {"engine", "settings"},
-    "research": {"engine", "serving", "settings"},
+    "serving": {"engine", "research", "figures", "settings"},
+    "research": {"engine", "settings"},
     "figures": set(),
     "ui": {"engine", "serving", "research", "figures", "settings"},
     "app": {"engine", "serving", "research", "figures", "ui", "settings"},
@@ -126,9 +128,17 @@ def test_engine_never_imports_gradio_plotly_or_captum():
             assert not any(n.split(".")[0] in ("gradio", "plotly", "captum") for n in names), path.name
 
 
-def test_research_takes_only_attribution_from_serving():
-    used = {t for m, ts in GRAPH.items() if layer(m) == "research" for t in ts if layer(t) == "serving"}
-    assert used <= {"core.serving.attribution"}, used
+def test_only_research_imports_captum():
+    """Captum sits below the service layer (research.attribution's wrappers, research.faithfulness's
+    metrics), so research never needs serving."""
+    users = []
+    for path in (ROOT / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n.split(".")[0] == "captum" for n in names):
+                users.append(str(path.relative_to(ROOT)))
+    assert users and all(u.startswith("core/research/") for u in users), users
 
 
 
@@ -195,3 +205,12 @@ def test_no_import_cycle():
 
 def test_the_cycle_check_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_module_imports_another_modules_private_names():
+    bad = []
+    for path in [ROOT / "app.py", *(ROOT / "core").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("core"):
+                bad += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    assert not bad

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.serving import attribution, images, overlay
-from core.serving.attribution import AttributionError
+from core.research import attribution
+from core.research.attribution import AttributionError
+from core.serving import images, overlay
 from core.serving.overlay import on_photo
 
 GREY = 128

@@ -6,7 +6,7 @@ a faithful map makes it fall fast (low AUC). Insertion: start from the baseline 
 pixels in the same order: a faithful map makes it rise fast (high AUC). A removed pixel takes the
 baseline the attribution methods use, zeros in normalised space (the dataset's mean colour), on all
 three channels; IG, DeepLift and Occlusion compare against that image, and the other methods, which
-have none, are scored against the same one. Pixels are ranked by core.serving.attribution.channel_map
+have none, are scored against the same one. Pixels are ranked by core.research.attribution.channel_map
 (the map the page shows, for the chosen sign); ties (Grad-CAM's zeros) fall in a fixed random order,
 so no image edge is favoured. The random order (RANDOM) is every net's reference. The AUC is the
 trapezoid over the fraction of pixels, 0 to 1 (1024 pixels, STEP = 32: 33 points).
@@ -21,7 +21,7 @@ exact, 1 explains nothing, and nets with different logit scales compare. sensiti
 of radius SENSITIVITY_RADIUS, each one more attribution.
 
 `attribute_all` makes every method's map and `score` scores them (and the random order) by one sign.
-The forwards here run outside core.serving.attribution's per-model lock: callers serialise the model work
+The forwards here run outside core.research.attribution's per-model lock: callers serialise the model work
 (the app runs all of it on one worker thread).
 `study` runs every method on a set of test images for one net (target: the net's own prediction),
 ranking by each of SIGNS: "absolute" (the page's default: magnitude, whichever way a pixel pushes)
@@ -47,7 +47,7 @@ import time
 import numpy as np
 import torch
 
-from core.serving import attribution
+from core.research import attribution
 
 STEP = 32  # pixels removed (or revealed) per step
 RANDOM = "random order"  # the reference ordering's name
@@ -128,7 +128,7 @@ def curves(model, x: torch.Tensor, orders: dict[str, np.ndarray], target: int, s
 
 
 def attribute_all(model, x: torch.Tensor, target: int, methods, params: dict | None = None):
-    """({method: H x W x C map}, {method: seconds}) of x for `target`. params: core.serving.attribution
+    """({method: H x W x C map}, {method: seconds}) of x for `target`. params: core.research.attribution
     parameters (check_params keeps each method's)."""
     maps, seconds = {}, {}
     for method in methods:

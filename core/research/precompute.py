@@ -43,7 +43,7 @@ import torch
 from core.engine import checkpoints, cifar10c, corruptions, models
 from core.engine.data import DataMissingError, load_sample, load_split, normalize
 from core.research import arch_cost, faithfulness, landscape, lesion, robustness, shattered, study
-from core.serving.attribution import DEFAULTS, METHODS
+from core.research.attribution import DEFAULTS, METHODS
 from core.settings import Settings, set_threads
 
 

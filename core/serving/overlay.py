@@ -1,6 +1,6 @@
 """An attribution map drawn on the user's whole photo, aspect-true, with the square the nets saw.
 
-on_photo(attr, photo, box, sign) takes a map as core.serving.attribution.attribute returns it (N x N x C
+on_photo(attr, photo, box, sign) takes a map as core.research.attribution.attribute returns it (N x N x C
 over the 32x32 image, N x N also accepted), the photo (an RGB PIL image or an H x W x 3 uint8
 array, e.g. core.serving.images.load_photo's display copy) and the centre-crop square `box` (left, top,
 right, bottom) in the photo's pixels (load_photo's box). It returns an H x W x 3 uint8 picture:
@@ -12,7 +12,7 @@ right, bottom) in the photo's pixels (load_photo's box). It returns an H x W x 3
   * the square's outline: a white line (line_width pixels, from the photo's size) with a 1-pixel
     dark edge on each side, straddling the square's border, so it shows on light and dark photos.
 Bad inputs raise attribution.AttributionError, one sentence naming what is wrong.
-numpy + PIL only; the scaling, colour maps and constants are core.serving.attribution's (which imports no
+numpy + PIL only; the scaling, colour maps and constants are core.research.attribution's (which imports no
 torch at module level either).
 
 tests/test_overlay.py holds: the output is the photo's size (landscape, portrait, square); the box
@@ -29,7 +29,7 @@ import numbers
 import numpy as np
 from PIL import Image
 
-from core.serving.attribution import BLEND_ALPHA, DIVERGING, INFERNO, AttributionError, colormap, scale_map
+from core.research.attribution import BLEND_ALPHA, DIVERGING, INFERNO, AttributionError, colormap, scale_map
 
 DIM = 0.45  # brightness kept outside the crop square: dimmed, still readable
 LINE = (255, 255, 255)  # the outline's core

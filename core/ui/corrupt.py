@@ -18,7 +18,7 @@ from core.figures import robustness as robustness_fig
 from core.serving import files
 from core.serving.zoo import classify as run_classify
 from core.ui import robustness_text as text
-from core.ui.lab import Lab, _check_pair, _load
+from core.ui.lab import Lab, check_pair, load_upload
 
 CONTROLS = {"corruption": "gaussian_noise", "severity": 3, "seed": 0}  # the page's defaults
 MAX_SEED = 2**32 - 1
@@ -42,13 +42,13 @@ class Corrupt:
         self.lab = lab
 
     def corrupt(self, image, plain, residual, corruption, severity, seed=0):
-        _check_pair(plain, residual)
+        check_pair(plain, residual)
         try:
             corruptions.level(corruption, severity)
         except ValueError as e:
             raise gr.Error(str(e)) from None
         severity, seed = int(severity), check_seed(seed)
-        arr, _ = _load(image)
+        arr, _ = load_upload(image)
         ladder = [arr] + [corruptions.corrupt(arr, corruption, s, seed) for s in corruptions.SEVERITIES]
         notes, chart = [text.level_text(corruption, severity) + f"; seed {seed}"], {}
 
@@ -62,7 +62,7 @@ class Corrupt:
             notes.append(text.corrupt_note(name, (cls, probs[0][cls]), (now, probs[severity][now]),
                                            probs[severity][cls], severity, ms))
             return probs[severity]
-        labels = self.lab._each(plain, residual, notes, one)
+        labels = self.lab.each(plain, residual, notes, one)
         title = corruptions.CORRUPTIONS[corruption].title
         seen = files.publish_png(np.ascontiguousarray(ladder[severity].transpose(1, 2, 0)), self.lab.files,
                                  f"{corruption}-{severity}.png")

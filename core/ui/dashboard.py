@@ -3,7 +3,7 @@ classify, explain (and its faithfulness scores of every method), corrupt (handle
 architecture, gradient_flow (handlers: lab.py); then the research tabs of research_tabs.py (results,
 curves, layer_responses, lesion, landscape, shattered, faithfulness_study, robustness,
 vgg_vs_resnet). Layout and wiring only: images are decoded by core.serving.images, models served by
-core.serving.zoo, attributions by core.serving.attribution, plots by core.figures, text by text.py,
+core.serving.zoo, attributions by core.research.attribution, plots by core.figures, text by text.py,
 and page.py's script keeps each figure at its component's width. Every handler that runs a model
 runs on one worker thread (core.serving.worker), and output files are written whole
 (core.serving.files).
@@ -12,7 +12,8 @@ import gradio as gr
 
 from core.engine import corruptions, models
 from core.engine.data import CLASSES
-from core.serving import attribution, images
+from core.research import attribution
+from core.serving import images
 from core.serving.worker import Worker
 from core.serving.zoo import Zoo
 from core.settings import Settings

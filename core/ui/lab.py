@@ -27,8 +27,8 @@ from core.engine import introspection, models
 from core.engine.data import CLASSES
 from core.figures import dashboard as figures
 from core.figures import faithfulness as faithfulness_fig
-from core.research import faithfulness
-from core.serving import attribution, files, images, overlay
+from core.research import attribution, faithfulness
+from core.serving import files, images, overlay
 from core.serving.worker import BACKGROUND, Worker
 from core.serving.zoo import Zoo, inputs
 from core.serving.zoo import classify as run_classify
@@ -66,7 +66,7 @@ def _source(payload) -> Path:
     return path
 
 
-def _load(payload):
+def load_upload(payload):
     try:
         return images.load(_source(payload))
     except images.ImageError as e:
@@ -81,7 +81,7 @@ def _load_photo(payload):
         raise gr.Error(str(e)) from None
 
 
-def _check_pair(plain: str, residual: str):
+def check_pair(plain: str, residual: str):
     if not isinstance(plain, str) or not isinstance(residual, str) or plain not in PLAIN or residual not in RESIDUAL:
         raise gr.Error(f"Pick a plain model from {PLAIN} and a residual one from {RESIDUAL}.")
 
@@ -120,15 +120,15 @@ class Lab:
                 notes.append(text.unavailable(name, why))
             yield name, served
 
-    def _each(self, plain, residual, notes: list, fn) -> list:
+    def each(self, plain, residual, notes: list, fn) -> list:
         """[fn(name, served) for both models of the pair], None for one that is unavailable."""
         return [None if served is None else fn(name, served) for name, served in self._pair(plain, residual, notes)]
 
     def classify(self, image, plain, residual):
-        _check_pair(plain, residual)
+        check_pair(plain, residual)
         spans = Spans("classify")
         with spans("decode"):
-            arr, small = _load(image)
+            arr, small = load_upload(image)
         notes = []
 
         def one(name, served):
@@ -136,7 +136,7 @@ class Lab:
             spans.ms[f"model {served.spec.kind}"] = 1000 * sec
             notes.append(f"{text.describe(served)}; {1000 * sec:.1f} ms")
             return probs
-        labels = self._each(plain, residual, notes, one)
+        labels = self.each(plain, residual, notes, one)
         with spans("write"):
             seen = files.publish_png(small.resize((128, 128), 0), self.files, "seen.png")
         spans.log()
@@ -146,7 +146,7 @@ class Lab:
     def _explain_args(plain, residual, methods, target, display, sign, **sliders) -> dict:
         """{method: its attribution parameters} for each of `methods`, every control checked first (a
         gr.Error names the bad one)."""
-        _check_pair(plain, residual)
+        check_pair(plain, residual)
         if display not in attribution.DISPLAYS or sign not in attribution.SIGNS:
             raise gr.Error(f"display must be one of {attribution.DISPLAYS}; sign one of {attribution.SIGNS}")
         if target != "predicted" and target not in CLASSES:
@@ -182,7 +182,7 @@ class Lab:
             slug = method.lower().replace(" ", "-")
             return (files.publish_png(attribution.render(attr, arr.transpose(1, 2, 0), display, sign), self.files, f"{slug}.png"),
                     files.publish_png(overlay.on_photo(attr, photo, box, sign), self.files, f"{slug}-photo.png"))
-        pics = [p or (None, None) for p in self._each(plain, residual, notes, one)]
+        pics = [p or (None, None) for p in self.each(plain, residual, notes, one)]
         return (pics[0][0], pics[1][0], "\n\n".join(notes), pics[0][1], pics[1][1],  # the first three as before
                 faithfulness_fig.curves_figure(curves, method))
 
@@ -195,7 +195,7 @@ class Lab:
         self._explain_args(plain, residual, attribution.METHODS, target, "blend", sign, **sliders)  # before any work
         if not isinstance(metrics, bool):
             raise gr.Error("metrics must be true or false")
-        arr, _ = _load(image)
+        arr, _ = load_upload(image)
         notes, rows, table = [], {}, []
 
         def one(name, served):
@@ -212,15 +212,15 @@ class Lab:
                               *(round(extra[k], 3) if extra else None for k in ("infidelity", "sensitivity")),
                               round(1000 * seconds[m]) if m in seconds else None])
             notes.append(f"`{name}`: every method for **{cls}** (p = {p:.2f}) in {time.perf_counter() - t:.1f} s")
-        self._each(plain, residual, notes, one)
+        self.each(plain, residual, notes, one)
         return faithfulness_fig.methods_figure(rows, "Faithfulness of each method on this image"), table, "\n\n".join(notes)
 
     def architecture(self, image, plain, residual):
         """The pair's per-block figure; each net's feature maps of the upload (None without an upload,
         or for an unavailable model); notes naming each unavailable model and why."""
-        _check_pair(plain, residual)
+        check_pair(plain, residual)
         rows = {n: introspection.architecture(models.build(n)) for n in (plain, residual)}
-        arr = _load(image)[0] if image is not None else None
+        arr = load_upload(image)[0] if image is not None else None
         notes = []
 
         def maps(name, served):
@@ -228,7 +228,7 @@ class Lab:
                 return None
             fm = introspection.feature_maps(served.model, inputs(served, arr))
             return figures.feature_map_figure(fm, title=f"{name}: feature maps of the uploaded image")
-        fm_p, fm_r = self._each(plain, residual, notes, maps)
+        fm_p, fm_r = self.each(plain, residual, notes, maps)
         kind = {n: models.get_spec(n).kind for n in rows}
         return figures.architecture_figure(rows, kind), fm_p, fm_r, "\n\n".join(notes)
 
@@ -238,7 +238,7 @@ class Lab:
         if not isinstance(bn, str) or bn not in BN_MODES:
             raise gr.Error(f"bn must be one of {list(BN_MODES)}")
         depth = check_depth(depth)
-        arr = _load(image)[0] if source == "uploaded image" else None
+        arr = load_upload(image)[0] if source == "uploaded image" else None
         flows, by_name, notes = {}, {}, []
         for _, served in self._pair(*models.pair(depth), notes, weights):
             if served is None:

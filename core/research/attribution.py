@@ -5,7 +5,7 @@ builds the Captum object for (model, method) once, caches it (a WeakKeyDictionar
 model; the object holds it only through a weak reference, so a dropped model is freed), runs it on a
 1x3x32x32 normalised input. It returns an H x W x 3 float32 map and the seconds it took.
 `render` turns a map and the 32x32 image the net saw into a size x size RGB picture (numpy + PIL).
-Only this module imports Captum, and lazily: `import core.serving.attribution` loads numpy, not torch
+Only this module imports Captum, and lazily: `import core.research.attribution` loads numpy, not torch
 or Captum (held by tests/test_attribution_api.py); captum.attr is imported on the first attribution,
 or by `import_captum()`, which the app calls on its main thread before any worker job can run.
 
