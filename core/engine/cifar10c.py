@@ -33,7 +33,6 @@ from core.settings import data_root
 DIRNAME = "CIFAR-10-C"
 URL = "https://zenodo.org/records/2535967/files/CIFAR-10-C.tar"
 TAR_MD5 = "56bf5dcef84df0e2308c6dcbcbbd8499"  # as listed on the Zenodo record
-TAR_BYTES = 2_918_471_680
 PER_SEVERITY = 10_000
 SEVERITIES = (1, 2, 3, 4, 5)
 SHAPE = (PER_SEVERITY * len(SEVERITIES), 32, 32, 3)  # every <corruption>.npy, uint8, HWC

@@ -252,12 +252,6 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.n
     return np.ascontiguousarray(out[0] if arr.ndim == 3 else out)
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB of uint8 images a against b (inf if identical)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
-
-
 def table() -> list[dict]:
     """One row per corruption: name, title, family, parameter, its 5 levels, how ours differs."""
     return [{"name": c.name, "title": c.title, "family": c.family, "parameter": c.parameter,
