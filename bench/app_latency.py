@@ -42,8 +42,8 @@ import urllib.request
 from pathlib import Path
 
 from core.research import attribution
-from core.ui.lab import EXPLAIN as PAGE
-from core.ui.lab import FLOW
+from core.serving.lab import EXPLAIN as PAGE
+from core.serving.lab import FLOW
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@
 
 Per corruption, the median of --repeats calls (after one warm-up call) of:
   one       core.engine.corruptions.corrupt of one 32x32 image at severity 3;
-  click     the Corrupt button as the server runs it (core.ui.corrupt.Corrupt.corrupt on the shipped example
+  click     the Corrupt button as the server runs it (core.serving.corrupt.Corrupt.corrupt on the shipped example
             photo_cat.jpg, 1280 x 853): decode, the 5 severities, both nets on the clean image and each
             severity (12 classifications), the PNG write and the chart, for the pair at each of --depths.
 The nets have fresh weights (an empty checkpoint folder: the compute does not depend on them).
@@ -20,11 +20,11 @@ import numpy as np
 from bench.app_latency import median_ms as _median  # one warm-up call, then the median in ms
 from core.engine import corruptions, models
 from core.serving import images
+from core.serving.corrupt import Corrupt
+from core.serving.lab import Lab
 from core.serving.worker import Worker
 from core.serving.zoo import Zoo
 from core.settings import Settings, set_threads
-from core.ui.corrupt import Corrupt
-from core.ui.lab import Lab
 
 ROOT = Path(__file__).resolve().parent.parent
 

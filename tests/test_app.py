@@ -457,18 +457,18 @@ def test_readme_client_example_runs_as_written(server, monkeypatch):
     exec(compile(code.replace("http://127.0.0.1:7860/", server), "README.md", "exec"), {})
 
 
-def test_source_accepts_only_uploads_and_examples(tmp_path, monkeypatch):
-    import gradio as gr
-
-    from core.ui import lab
+def test_source_accepts_only_uploads_and_examples(tmp_path):
+    from core.serving import lab
+    from core.serving.reply import UserError
 
     upload = tmp_path / "uploads"
     upload.mkdir()
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(upload))
     ok = upload / "x.png"
     ok.write_bytes(b"x")
-    assert lab._source({"path": str(ok)}) == ok.resolve()
-    assert lab._source({"path": str(EX / "cifar_cat.png")}) == (EX / "cifar_cat.png").resolve()
+    assert lab._source({"path": str(ok)}, upload) == ok.resolve()
+    assert lab._source({"path": str(EX / "cifar_cat.png")}, upload) == (EX / "cifar_cat.png").resolve()
+    with pytest.raises(UserError):  # no upload folder: only the examples
+        lab._source({"path": str(ok)}, None)
     link = upload / "link.png"
     link.symlink_to(ROOT / "app.py")  # a link out of the upload folder
     elsewhere = "That file is not an upload of this session; upload the image again."
@@ -480,6 +480,6 @@ def test_source_accepts_only_uploads_and_examples(tmp_path, monkeypatch):
             ({"url": "x"}, "That upload could not be read; upload the image again."),
             ({"path": ""}, "That upload could not be read; upload the image again."),
             (None, "Upload an image first, or pick one of the examples.")):
-        with pytest.raises(gr.Error) as e:
-            lab._source(bad)
-        assert e.value.message == message, bad
+        with pytest.raises(UserError) as e:
+            lab._source(bad, upload)
+        assert str(e.value) == message, bad

@@ -214,3 +214,15 @@ def test_no_module_imports_another_modules_private_names():
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("core"):
                 bad += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
     assert not bad
+
+
+def test_only_ui_imports_gradio():
+    """The service layer and everything below it hand the page plain data (and UserError / KEEP)."""
+    users = set()
+    for path in (ROOT / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n.split(".")[0] == "gradio" for n in names):
+                users.add(layer(".".join(path.relative_to(ROOT).with_suffix("").parts)))
+    assert users == {"ui"}, users

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.ui.lab import EXPLAIN
+from core.serving.lab import EXPLAIN
 from tests.support import EXAMPLES, running_app, wait_for
 
 USERS, ROUNDS = 12, 2
@@ -108,10 +108,10 @@ def test_warm_up_follows_the_served_page_and_every_step_succeeds(fresh_app):
 def test_handlers_hand_gradio_finished_files(tmp_path):
     """The outputs are paths of complete PNGs under the Lab's files folder, the same bytes for the
     same image: Gradio then serves them as they are instead of writing them itself."""
+    from core.serving.lab import Lab
     from core.serving.worker import Worker
     from core.serving.zoo import Zoo
     from core.settings import Settings
-    from core.ui.lab import Lab
 
     lab = Lab(Zoo(Settings()), tmp_path, Worker())
     _, _, seen, _ = lab.classify({"path": IMAGE}, *PAIR)

@@ -63,8 +63,8 @@ def test_engine_and_tools_import_without_gradio_plotly_or_captum():
     r = subprocess.run([sys.executable, "-c", BLOCK], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(ROOT / "core" / "__init__.py")
-    r = subprocess.run([sys.executable, "-c", BLOCK.replace("import tools.lease", "import core.ui.lab\nimport tools.lease")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    page = BLOCK.replace("import tools.lease", "import core.ui.dashboard\nimport tools.lease")
+    r = subprocess.run([sys.executable, "-c", page], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "is not on the GPU machines" in r.stderr  # the block does block
 
 

@@ -166,8 +166,8 @@ def test_bad_research_parameters_are_refused(client, args, api, message):
 
 def test_shattered_computed_live_equals_the_stored_view(tmp_path):
     """With no stored views the tab computes the same lines itself (same nets, same images)."""
+    from core.serving.research import Research
     from core.serving.zoo import Zoo
-    from core.ui.research_tabs import Research
 
     stored = Store(Settings()).load("shattered")
     live = Research(Zoo(Settings(research=tmp_path)), tmp_path / "files")
@@ -182,21 +182,26 @@ def test_shattered_computed_live_equals_the_stored_view(tmp_path):
 
 def test_a_tab_opening_without_its_data_says_why_in_its_notes(tmp_path):
     """Opening a tab (core.ui.research_tabs._on_open) puts the reason in the view's notes, where its button
-    raises a gr.Error; the landscape opens on its stored surface alone (the live line waits for its
-    button)."""
+    raises Gradio's error (the service's UserError, through core.ui.handlers.reply); the landscape opens
+    on its stored surface alone (the live line waits for its button)."""
     import gradio as gr
 
+    from core.serving.reply import KEEP, UserError
+    from core.serving.research import Research
     from core.serving.zoo import Zoo
-    from core.ui.research_tabs import Research, _on_open
+    from core.ui.handlers import reply
+    from core.ui.research_tabs import _on_open
 
     empty = Research(Zoo(Settings(research=tmp_path)), tmp_path / "files")
-    with pytest.raises(gr.Error, match="No current lesion data"):
+    with pytest.raises(UserError, match="No current lesion data"):
         empty.lesion()
-    plot, other, notes = _on_open(empty.lesion, [gr.Plot(), gr.Plot(), gr.Markdown()])()
+    with pytest.raises(gr.Error, match="No current lesion data"):
+        reply(empty.lesion)()
+    plot, other, notes = reply(_on_open(empty.lesion, [gr.Plot(), gr.Plot(), gr.Markdown()]))()
     assert plot == other == gr.skip()  # left as they are
     assert notes.startswith("No current lesion data")
     line, surface, info = Research(Zoo(Settings()), tmp_path / "files").stored_landscape("contour")
-    assert line == gr.skip() and surface.data and "press **Show landscape**" in info
+    assert line is KEEP and surface.data and "press **Show landscape**" in info
 
 
 def test_robustness_reads_the_stored_study(client):

@@ -1,4 +1,4 @@
-"""core/research/robustness.py, core/figures/robustness.py and core/ui/robustness_text.py: the study's errors
+"""core/research/robustness.py, core/figures/robustness.py and core/serving/robustness_text.py: the study's errors
 against core.engine.evaluate, a net that ignores its input, the summary's and comparison's arithmetic,
 the official set's label check, and the figures' panels and traces."""
 import numpy as np
@@ -10,8 +10,8 @@ from core.engine.data import load_sample
 from core.engine.evaluate import error_rate
 from core.figures import robustness as fig
 from core.research import robustness as R
+from core.serving import robustness_text as text
 from core.settings import Settings
-from core.ui import robustness_text as text
 
 
 class Constant(torch.nn.Module):

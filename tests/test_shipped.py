@@ -86,8 +86,8 @@ def test_readme_faithfulness_table_is_the_stored_study(sign):
     the Attribution faithfulness tab summarises it, for each shipped pair."""
     from core.research import faithfulness
     from core.research.precompute import Store
+    from core.serving import notes as text
     from core.settings import Settings
-    from core.ui import text
 
     stored = Store(Settings()).load("faithfulness")
     assert stored, "stale or missing: run python -m core.research.precompute --views faithfulness"
@@ -102,7 +102,7 @@ def test_readme_faithfulness_table_is_the_stored_study(sign):
 
 def _robustness_tables(entry):
     """{(plain, residual): the README's Markdown table} of every shipped pair in a stored study entry."""
-    from core.ui import robustness_text as text
+    from core.serving import robustness_text as text
 
     out = {}
     for d in models.DEPTHS:

@@ -12,8 +12,8 @@ from core.engine.evaluate import MEASURES
 from core.figures import study as figures_study
 from core.figures import theme
 from core.research import precompute, study
+from core.serving import notes as text
 from core.settings import Settings
-from core.ui import text
 
 # (train error (eval pass), test error): plain32 2 points worse on training -> degradation; resnet32
 # (mean over 3 seeds: train 4 = resnet20's, test 11, 2 points above 9, beyond the binomial noise of

@@ -8,7 +8,7 @@ import torch
 
 from core.engine import checkpoints, models
 from core.engine.data import CLASSES
-from core.serving import zoo
+from core.serving import notes, zoo
 from core.settings import Settings, cpu_quota
 from core.ui import text
 
@@ -55,7 +55,7 @@ def test_no_checkpoints_means_untrained_mode(tmp_path):
     z = zoo.Zoo(Settings(checkpoints=tmp_path))
     assert z.untrained_mode() and z.shipped() == []
     served = z.get("resnet56")  # "trained" asked for: fresh weights, and said so
-    assert not served.trained and "untrained" in text.describe(served)
+    assert not served.trained and "untrained" in notes.describe(served)
     assert "No trained checkpoints found" in text.banner(z.shipped())
     torch.manual_seed(0)
     assert torch.equal(served.model.conv1.weight, models.build("resnet56").conv1.weight)  # seed 0

@@ -1,26 +1,26 @@
 """The dashboard's page: five tabs on the uploaded image, each also a public API (gradio_client):
-classify, explain (and its faithfulness scores of every method), corrupt (handlers: corrupt.py),
-architecture, gradient_flow (handlers: lab.py); then the research tabs of research_tabs.py (results,
-curves, layer_responses, lesion, landscape, shattered, faithfulness_study, robustness,
-vgg_vs_resnet). Layout and wiring only: images are decoded by core.serving.images, models served by
-core.serving.zoo, attributions by core.research.attribution, plots by core.figures, text by text.py,
-and page.py's script keeps each figure at its component's width. Every handler that runs a model
-runs on one worker thread (core.serving.worker), and output files are written whole
-(core.serving.files).
+classify, explain (and its faithfulness scores of every method), corrupt, architecture,
+gradient_flow (their service: core.serving.lab and core.serving.corrupt); then the research tabs of
+research_tabs.py (results, curves, layer_responses, lesion, landscape, shattered,
+faithfulness_study, robustness, vgg_vs_resnet). Layout and wiring only: every handler is a service
+method passed through handlers.reply (the service's UserError becomes Gradio's error), runs on one
+worker thread (core.serving.worker), and writes its output files whole (core.serving.files); the
+page's own text is text.py's, and page.py's script keeps each figure at its component's width.
 """
 import gradio as gr
 
 from core.engine import corruptions, models
 from core.engine.data import CLASSES
 from core.research import attribution
-from core.serving import images
+from core.serving import images, robustness_text
+from core.serving.corrupt import CONTROLS as CORRUPT
+from core.serving.corrupt import MAX_SEED, Corrupt
+from core.serving.lab import BN_MODES, EXPLAIN, FLOW, PLAIN, RESIDUAL, Lab, examples
 from core.serving.worker import Worker
 from core.serving.zoo import Zoo
 from core.settings import Settings
-from core.ui import page, robustness_text, text
-from core.ui.corrupt import CONTROLS as CORRUPT
-from core.ui.corrupt import MAX_SEED, Corrupt
-from core.ui.lab import BN_MODES, EXPLAIN, FLOW, PLAIN, RESIDUAL, Lab, examples
+from core.ui import page, text
+from core.ui.handlers import reply
 from core.ui.research_tabs import research_tabs
 
 MAX_FILE_SIZE = images.MAX_BYTES
@@ -52,10 +52,10 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
     that runs a model runs on the Lab's one worker thread; output files go to Gradio's cache."""
     zoo = Zoo(settings)
     attribution.import_captum()  # before the worker can import it beside Gradio's own matplotlib import
-    lab = Lab(zoo, gr.utils.get_upload_folder(), Worker())
+    lab = Lab(zoo, gr.utils.get_upload_folder(), Worker(), uploads=gr.utils.get_upload_folder())
 
     def on_worker(fn):
-        return _gpu(lab.worker.wrap(fn))
+        return _gpu(reply(lab.worker.wrap(fn)))
     d = default_depth(zoo)
     plain_d, residual_d = models.pair(d)
     shown = examples()

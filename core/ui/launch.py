@@ -4,9 +4,9 @@ import logging
 import gradio as gr
 
 from core.engine import models
+from core.serving.lab import Lab, examples
 from core.settings import Settings, set_threads
 from core.ui.dashboard import MAX_FILE_SIZE, build, default_depth
-from core.ui.lab import Lab, examples
 
 
 def from_settings(settings: Settings) -> tuple[gr.Blocks, Lab]:

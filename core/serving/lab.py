@@ -1,11 +1,12 @@
-"""Four image tabs' handlers (classify, explain, faithfulness, architecture, gradient_flow) and the warm-up;
-the Corrupt tab's is core/ui/corrupt.py.
+"""The image tabs' service (classify, explain, faithfulness, architecture, gradient_flow) and the
+warm-up; the Corrupt tab's is core/serving/corrupt.py. core/ui/dashboard.py wires each to its tab.
 
-Lab(zoo, files, worker) holds them over one Zoo. Uploads are read only from Gradio's upload folder or
-the shipped examples. Output images are returned as paths that core.serving.files wrote whole into
-`files` (Gradio's cache folder), never as PIL images or arrays for Gradio to write (see
-core/serving/files.py for the race that avoids). app.py sends each handler to `worker`, the one thread
-that runs the server's torch work (core/serving/worker.py says why).
+Lab(zoo, files, worker, uploads) holds them over one Zoo. Uploads are read only from `uploads` (the
+server's upload folder) or the shipped examples. Output images are returned as paths that
+core.serving.files wrote whole into `files` (Gradio's cache folder), never as PIL images or arrays
+for Gradio to write (see core/serving/files.py for the race that avoids). The page sends each
+handler to `worker`, the one thread that runs the server's torch work (core/serving/worker.py says
+why). A request the user can fix raises UserError, with a message that says what to do.
 
 Lab.warm_up(...) queues classify, explain (each method) and architecture once with the page's
 defaults as background work on the worker, after the page is served: the first visitor then does
@@ -20,7 +21,6 @@ import logging
 import time
 from pathlib import Path
 
-import gradio as gr
 import torch
 
 from core.engine import introspection, models
@@ -29,11 +29,12 @@ from core.figures import dashboard as figures
 from core.figures import faithfulness as faithfulness_fig
 from core.research import attribution, faithfulness
 from core.serving import files, images, overlay
+from core.serving import notes as text
+from core.serving.reply import UserError
+from core.serving.research import check_depth
 from core.serving.worker import BACKGROUND, Worker
 from core.serving.zoo import Zoo, inputs
 from core.serving.zoo import classify as run_classify
-from core.ui import text
-from core.ui.research_tabs import check_depth
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "assets" / "examples"
@@ -52,38 +53,23 @@ def examples() -> list[str]:
     return sorted(str(p) for p in EXAMPLES.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
 
 
-def _source(payload) -> Path:
-    """The uploaded file's path, only from Gradio's upload cache or the shipped examples."""
+def _source(payload, uploads: Path | None) -> Path:
+    """The uploaded file's path, only from the upload folder or the shipped examples."""
     if payload is None:
-        raise gr.Error("Upload an image first, or pick one of the examples.")
+        raise UserError("Upload an image first, or pick one of the examples.")
     raw = payload.get("path") if isinstance(payload, dict) else payload
     if not isinstance(raw, str) or not raw:
-        raise gr.Error("That upload could not be read; upload the image again.")
+        raise UserError("That upload could not be read; upload the image again.")
     path = Path(raw).resolve()
-    allowed = [Path(gr.utils.get_upload_folder()).resolve(), EXAMPLES.resolve()]
+    allowed = [EXAMPLES.resolve()] + ([Path(uploads).resolve()] if uploads is not None else [])
     if not any(path.is_relative_to(a) for a in allowed) or not path.is_file():
-        raise gr.Error("That file is not an upload of this session; upload the image again.")
+        raise UserError("That file is not an upload of this session; upload the image again.")
     return path
-
-
-def load_upload(payload):
-    try:
-        return images.load(_source(payload))
-    except images.ImageError as e:
-        raise gr.Error(str(e)) from None
-
-
-def _load_photo(payload):
-    """images.load_photo of the upload: what the nets see, and a display copy with the crop square."""
-    try:
-        return images.load_photo(_source(payload))
-    except images.ImageError as e:
-        raise gr.Error(str(e)) from None
 
 
 def check_pair(plain: str, residual: str):
     if not isinstance(plain, str) or not isinstance(residual, str) or plain not in PLAIN or residual not in RESIDUAL:
-        raise gr.Error(f"Pick a plain model from {PLAIN} and a residual one from {RESIDUAL}.")
+        raise UserError(f"Pick a plain model from {PLAIN} and a residual one from {RESIDUAL}.")
 
 
 class Spans:
@@ -110,8 +96,23 @@ class Spans:
 class Lab:
     """The four image tabs' handlers over one Zoo; output images are written under `files`."""
 
-    def __init__(self, zoo: Zoo, files_dir, worker: Worker):
+    def __init__(self, zoo: Zoo, files_dir, worker: Worker, uploads=None):
         self.zoo, self.files, self.worker = zoo, Path(files_dir), worker
+        self.uploads = None if uploads is None else Path(uploads)
+
+    def load(self, payload):
+        """images.load of the upload: what the nets see (3 x 32 x 32 uint8) and its 32 x 32 picture."""
+        try:
+            return images.load(_source(payload, self.uploads))
+        except images.ImageError as e:
+            raise UserError(str(e)) from None
+
+    def load_photo(self, payload):
+        """images.load_photo of the upload: what the nets see, and a display copy with the crop square."""
+        try:
+            return images.load_photo(_source(payload, self.uploads))
+        except images.ImageError as e:
+            raise UserError(str(e)) from None
 
     def _pair(self, plain, residual, notes: list, weights: str = "trained"):
         """(name, Served or None) for the pair; an unavailable model adds its reason to `notes`."""
@@ -128,7 +129,7 @@ class Lab:
         check_pair(plain, residual)
         spans = Spans("classify")
         with spans("decode"):
-            arr, small = load_upload(image)
+            arr, small = self.load(image)
         notes = []
 
         def one(name, served):
@@ -145,16 +146,16 @@ class Lab:
     @staticmethod
     def _explain_args(plain, residual, methods, target, display, sign, **sliders) -> dict:
         """{method: its attribution parameters} for each of `methods`, every control checked first (a
-        gr.Error names the bad one)."""
+        UserError names the bad one)."""
         check_pair(plain, residual)
         if display not in attribution.DISPLAYS or sign not in attribution.SIGNS:
-            raise gr.Error(f"display must be one of {attribution.DISPLAYS}; sign one of {attribution.SIGNS}")
+            raise UserError(f"display must be one of {attribution.DISPLAYS}; sign one of {attribution.SIGNS}")
         if target != "predicted" and target not in CLASSES:
-            raise gr.Error(f"target must be 'predicted' or one of {', '.join(CLASSES)}")
+            raise UserError(f"target must be 'predicted' or one of {', '.join(CLASSES)}")
         try:
             return {m: attribution.check_params(m, **sliders) for m in methods}
         except attribution.AttributionError as e:
-            raise gr.Error(str(e)) from None
+            raise UserError(str(e)) from None
 
     @staticmethod
     def _target(served, arr, target) -> tuple[str, float]:
@@ -168,7 +169,7 @@ class Lab:
         params = self._explain_args(plain, residual, [method], target, display, sign, ig_steps=ig_steps,
                                     nt_samples=nt_samples, nt_stdev=nt_stdev, occlusion_window=occlusion_window,
                                     stage=stage)[method]
-        arr, _, photo, box = _load_photo(image)
+        arr, _, photo, box = self.load_photo(image)
         notes, curves = [], {}
 
         def one(name, served):
@@ -194,8 +195,8 @@ class Lab:
                        occlusion_window=occlusion_window, stage=stage)
         self._explain_args(plain, residual, attribution.METHODS, target, "blend", sign, **sliders)  # before any work
         if not isinstance(metrics, bool):
-            raise gr.Error("metrics must be true or false")
-        arr, _ = load_upload(image)
+            raise UserError("metrics must be true or false")
+        arr, _ = self.load(image)
         notes, rows, table = [], {}, []
 
         def one(name, served):
@@ -220,7 +221,7 @@ class Lab:
         or for an unavailable model); notes naming each unavailable model and why."""
         check_pair(plain, residual)
         rows = {n: introspection.architecture(models.build(n)) for n in (plain, residual)}
-        arr = load_upload(image)[0] if image is not None else None
+        arr = self.load(image)[0] if image is not None else None
         notes = []
 
         def maps(name, served):
@@ -234,11 +235,11 @@ class Lab:
 
     def gradient_flow(self, image, source, weights, depth, bn="batch"):
         if source not in ("uploaded image", "test batch") or weights not in ("trained", "init"):
-            raise gr.Error("source must be 'uploaded image' or 'test batch'; weights 'trained' or 'init'")
+            raise UserError("source must be 'uploaded image' or 'test batch'; weights 'trained' or 'init'")
         if not isinstance(bn, str) or bn not in BN_MODES:
-            raise gr.Error(f"bn must be one of {list(BN_MODES)}")
+            raise UserError(f"bn must be one of {list(BN_MODES)}")
         depth = check_depth(depth)
-        arr = load_upload(image)[0] if source == "uploaded image" else None
+        arr = self.load(image)[0] if source == "uploaded image" else None
         flows, by_name, notes = {}, {}, []
         for _, served in self._pair(*models.pair(depth), notes, weights):
             if served is None:
@@ -252,7 +253,7 @@ class Lab:
                                                bn_mode=BN_MODES[bn])
             flows[served.label] = by_name[served.name] = {**flow, "kind": served.spec.kind}
         if not flows:
-            raise gr.Error("Neither model is available with trained weights at this depth; choose weights 'init'.")
+            raise UserError("Neither model is available with trained weights at this depth; choose weights 'init'.")
         notes += text.flow_notes(by_name)
         settings = f", depth {depth}<br>{weights} weights, {source},<br>{bn} BN statistics"  # lines that fit a phone
         return (figures.gradient_flow_figure(flows, "conv", "Conv weight gradients" + settings),

@@ -1,37 +1,37 @@
-"""The Corrupt tab's handler: the upload corrupted at every severity, and both nets' predictions on it.
+"""The Corrupt tab's service: the upload corrupted at every severity, and both nets' predictions on it.
 
 corrupt(image, plain, residual, corruption, severity, seed) returns the corrupted 32x32 image at
 `severity` (an exact PNG, a pure function of the upload, corruption, severity and seed:
 core.engine.corruptions), each net's top-5 on it, a chart of each net's probability of its clean-image
 class at severities 0 (clean) to 5 (all made with the same seed, so the chart's point at `severity`
-is the image shown), and notes. Controls are checked first; a bad one is a gr.Error naming it.
+is the image shown), and notes. Controls are checked first; a bad one is a UserError naming it.
 """
 from __future__ import annotations
 
 import time
 
-import gradio as gr
 import numpy as np
 
 from core.engine import corruptions
 from core.figures import robustness as robustness_fig
 from core.serving import files
+from core.serving import robustness_text as text
+from core.serving.lab import Lab, check_pair
+from core.serving.reply import KEEP, UserError
 from core.serving.zoo import classify as run_classify
-from core.ui import robustness_text as text
-from core.ui.lab import Lab, check_pair, load_upload
 
 CONTROLS = {"corruption": "gaussian_noise", "severity": 3, "seed": 0}  # the page's defaults
 MAX_SEED = 2**32 - 1
 
 
 def check_seed(value) -> int:
-    """A seed from the UI or an API call (a whole number in 0..MAX_SEED), or a gr.Error."""
+    """A seed from the UI or an API call (a whole number in 0..MAX_SEED), or a UserError."""
     try:
         seed = int(value) if not isinstance(value, bool) and float(value) == int(float(value)) else None
     except (TypeError, ValueError, OverflowError):
         seed = None
     if seed is None or not 0 <= seed <= MAX_SEED:
-        raise gr.Error(f"seed must be a whole number from 0 to {MAX_SEED}, not {value!r}")
+        raise UserError(f"seed must be a whole number from 0 to {MAX_SEED}, not {value!r}")
     return seed
 
 
@@ -46,9 +46,9 @@ class Corrupt:
         try:
             corruptions.level(corruption, severity)
         except ValueError as e:
-            raise gr.Error(str(e)) from None
+            raise UserError(str(e)) from None
         severity, seed = int(severity), check_seed(seed)
-        arr, _ = load_upload(image)
+        arr, _ = self.lab.load(image)
         ladder = [arr] + [corruptions.corrupt(arr, corruption, s, seed) for s in corruptions.SEVERITIES]
         notes, chart = [text.level_text(corruption, severity) + f"; seed {seed}"], {}
 
@@ -71,4 +71,4 @@ class Corrupt:
 
     def on_change(self, image, *args):
         """corrupt() when a control moves: nothing (no error) until there is an upload."""
-        return (gr.skip(),) * 5 if image is None else self.corrupt(image, *args)
+        return (KEEP,) * 5 if image is None else self.corrupt(image, *args)
