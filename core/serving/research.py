@@ -41,7 +41,6 @@ def check_depth(value) -> int:
     return depth
 
 
-
 class Research:
     """The handlers, one per view key, over one Zoo and the Store of its settings."""
 
