@@ -23,7 +23,7 @@ import torch
 from core.engine import distributed
 from core.engine.checkpoints import read_history
 from core.engine.runs import provenance
-from core.engine.train import Recipe, train
+from core.engine.train import Options, Recipe, RunSpec, train
 
 
 def steady_img_s(history, batch_size):
@@ -60,8 +60,8 @@ def main():
         cells = []
         for _, fast, comp in modes:
             with tempfile.TemporaryDirectory() as tmp:
-                train(name, recipe, (x, y), {"test": (x[:256], y[:256])}, tmp, device, train_eval=False,
-                      bar=False, fast=fast, compile_model=comp, dist=dist)
+                train(RunSpec(name), recipe, (x, y), {"test": (x[:256], y[:256])}, tmp,
+                      Options(device=device, train_eval=False, bar=False, fast=fast, compile_model=comp), dist)
                 if dist.main:  # the writer: the other ranks' temporary folders stay empty
                     cells.append(f"{steady_img_s(read_history(Path(tmp) / name), args.batch_size):,.0f}")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)

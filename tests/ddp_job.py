@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from core.engine import distributed
-from core.engine.train import Recipe, train
+from core.engine.train import Options, Recipe, RunSpec, train
 
 
 def synthetic(n: int = 1280, seed: int = 0):
@@ -37,8 +37,8 @@ def main():
     out = Path(args.out) / str(d.rank) if args.out_per_rank else args.out
     finished = False
     try:
-        train("resnet20", recipe, (x, y), {"test": (x[:64], y[:64])}, out, seed=1, resume=args.resume,
-              train_eval=False, bar=False, dist=d, dtype=torch.float64 if args.float64 else torch.float32)
+        train(RunSpec("resnet20", seed=1), recipe, (x, y), {"test": (x[:64], y[:64])}, out,
+              Options(resume=args.resume, train_eval=False, bar=False, dtype=torch.float64 if args.float64 else torch.float32), d)
         finished = True
     finally:
         distributed.close(finished)

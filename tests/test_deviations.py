@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from core.engine import checkpoints, models
 from core.engine.data import NORMALIZATION, TensorLoader, normalize
 from core.engine.evaluate import setup
-from core.engine.train import Recipe, train
+from core.engine.train import Options, Recipe, RunSpec, train
 from core.research import landscape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,8 +71,8 @@ def test_weight_decay_reaches_every_parameter(tmp_path):
     the linear layer's bias included (read back from a run's saved optimiser state)."""
     x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8).numpy()
     y = (torch.arange(16) % 10).numpy()
-    train("plain20", Recipe(iters=4, batch_size=8, eval_every=1), (x, y), {"test": (x[:8], y[:8])}, tmp_path,
-          stop_at=1, train_eval=False, bar=False)
+    train(RunSpec("plain20"), Recipe(iters=4, batch_size=8, eval_every=1), (x, y), {"test": (x[:8], y[:8])}, tmp_path,
+          Options(stop_at=1, train_eval=False, bar=False))
     groups = checkpoints.read_json(tmp_path / "plain20" / checkpoints.STATE_JSON)["param_groups"]
     params = list(models.build("plain20").named_parameters())
     assert len(groups) == 1 and groups[0]["weight_decay"] == Recipe().weight_decay == 1e-4

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from core.engine import checkpoints as ck
 from core.engine import distributed, models
-from core.engine.train import Recipe, train
+from core.engine.train import Options, Recipe, RunSpec, train
 from tests.ddp_job import synthetic
 from tests.support import ROOT, free_port, kill_after_saves, run_group, torchrun_rank, wait_for
 
@@ -86,8 +86,8 @@ def runs(tmp_path_factory):
                                           ("halves", 20, torch.float64, True)):  # the patch stays: last
             if patch:
                 mp.setattr(models, "build", halves)
-            train("resnet20", Recipe(iters=iters, batch_size=128, eval_every=min(iters, 10)), (x, y),
-                  {"test": (x[:64], y[:64])}, root / mode, seed=1, train_eval=False, bar=False, dtype=dtype)
+            train(RunSpec("resnet20", seed=1), Recipe(iters=iters, batch_size=128, eval_every=min(iters, 10)), (x, y),
+                  {"test": (x[:64], y[:64])}, root / mode, Options(train_eval=False, bar=False, dtype=dtype))
     return {k: root / k / "resnet20" for k in (*jobs, "single", "halves", "single32")}
 
 
@@ -121,10 +121,11 @@ def test_metrics_record_the_split(runs):
     assert distributed.describe(None, 128) == "1×128"
 
 
-def test_rank_killed_then_resumed_equals_uninterrupted(tmp_path):
+def test_rank_killed_then_resumed_equals_uninterrupted(tmp_path, monkeypatch):
     """SIGKILL rank 1, then rank 0 (the writer), each at a random moment after 3 more saves; torchrun
     ends the job, listing the dead rank as killed; the folder loads; resuming finishes it exactly as
     a 2-rank run that was never killed (tolerance 0: CPU training with gloo is deterministic)."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # JOB is a script: it imports this tree's core, installed or not
     job = lambda out, *extra: torchrun(JOB, str(out), "60", "16", "3", *extra)  # noqa: E731
     folder, seen = tmp_path / "killed" / "resnet20", []
     random.seed(0)
@@ -151,8 +152,8 @@ def test_rank_killed_then_resumed_equals_uninterrupted(tmp_path):
 def test_ranks_that_see_different_folders_stop_before_training(tmp_path):
     """Several machines without a shared --out: rank 0 finds the run at iteration 6, rank 1 none."""
     x, y = synthetic()
-    train("resnet20", Recipe(iters=60, batch_size=16, eval_every=3), (x, y), {"test": (x[:64], y[:64])},
-          tmp_path / "0", seed=1, stop_at=6, train_eval=False, bar=False)
+    train(RunSpec("resnet20", seed=1), Recipe(iters=60, batch_size=16, eval_every=3), (x, y), {"test": (x[:64], y[:64])},
+          tmp_path / "0", Options(stop_at=6, train_eval=False, bar=False))
     r = run(torchrun(JOB, str(tmp_path), "60", "16", "3", "--sync-bn", "--resume", "--out-per-rank"))
     assert r.returncode != 0
     assert "the ranks disagree on where the run stands: [6, 0] (by rank)" in r.stderr, why(r)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from core.engine import checkpoints as ck
 from core.engine import models, packed
-from core.engine.train import Recipe, train
+from core.engine.train import Options, Recipe, RunSpec, train
 from core.engine.train_packed import plan, train_packed
 from tests.support import kill_after_saves
 
@@ -184,23 +184,24 @@ def test_packed_steps_equal_separate_runs(cifar, tmp_path):
     train_set, evals = _subset(cifar, 1280, 100)
     recipe = Recipe(iters=10, batch_size=16, eval_every=2)
     kw = dict(train_eval=False, bar=False, dtype=torch.float64)
-    train("plain20", recipe, train_set, evals, tmp_path / "pack", seed=0, stop_at=4, **kw)  # 4 steps alone
-    got = train_packed([("resnet20", 0), ("plain20", 0)], recipe, train_set, evals, tmp_path / "pack",
-                       resume=True, **kw)
+    train(RunSpec("plain20"), recipe, train_set, evals, tmp_path / "pack", Options(stop_at=4, **kw))  # 4 steps alone
+    got = train_packed([RunSpec("resnet20"), RunSpec("plain20")], recipe, train_set, evals, tmp_path / "pack",
+                       Options(resume=True, **kw))
     assert [m["iterations"] for m in got] == [10, 10] and all(m["finished"] for m in got)
     assert got[1]["packed"] == [{"from_iter": 4, "impl": "grouped", "k": 2, "with": ["resnet20"]}]
     for name in ("resnet20", "plain20"):
-        train(name, recipe, train_set, evals, tmp_path / "alone", seed=0, **kw)
+        train(RunSpec(name), recipe, train_set, evals, tmp_path / "alone", Options(**kw))
         assert _max_diff(tmp_path / "pack" / name, tmp_path / "alone" / name) <= TRAJECTORY_TOL, name
         assert _errors(tmp_path / "pack" / name) == _errors(tmp_path / "alone" / name)
         assert ck.load(tmp_path / "pack" / name).metrics["iterations"] == 10
     # the comparison can fail: the same run on the same images in another order is far outside the bound
     (x, y) = train_set
-    train("resnet20", recipe, (x[::-1].copy(), y[::-1].copy()), evals, tmp_path / "reordered", seed=0, **kw)
+    train(RunSpec("resnet20"), recipe, (x[::-1].copy(), y[::-1].copy()), evals, tmp_path / "reordered", Options(**kw))
     assert _max_diff(tmp_path / "reordered" / "resnet20", tmp_path / "alone" / "resnet20") > 1e3 * TRAJECTORY_TOL
     # a packed folder resumes under core.engine.train: 6 packed steps, then 4 alone
-    train_packed([("resnet20", 0), ("plain20", 0)], recipe, train_set, evals, tmp_path / "mixed", max_steps=6, **kw)
-    train("resnet20", recipe, train_set, evals, tmp_path / "mixed", seed=0, resume=True, **kw)
+    train_packed([RunSpec("resnet20"), RunSpec("plain20")], recipe, train_set, evals, tmp_path / "mixed",
+                 Options(max_steps=6, **kw))
+    train(RunSpec("resnet20"), recipe, train_set, evals, tmp_path / "mixed", Options(resume=True, **kw))
     assert _max_diff(tmp_path / "mixed" / "resnet20", tmp_path / "alone" / "resnet20") <= TRAJECTORY_TOL
     assert ck.load(tmp_path / "mixed" / "resnet20").metrics["packed"] == [
         {"from_iter": 0, "impl": "grouped", "k": 2, "with": ["plain20"]},
@@ -215,16 +216,16 @@ def test_kill_and_resume_packed_run_is_bit_identical(tmp_path, monkeypatch):
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent("""
         import sys, numpy as np
-        from core.engine.train import Recipe, train
+        from core.engine.train import Options, Recipe, RunSpec, train
         from core.engine.train_packed import train_packed
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8); y = rng.integers(0, 10, 256)
         data, evals, r = (x, y), {"test": (x[:16], y[:16])}, Recipe(iters=200, batch_size=8, eval_every=2)
         from pathlib import Path
         if not (Path(sys.argv[1]) / "plain20").exists():
-            train("plain20", r, data, evals, sys.argv[1], seed=0, stop_at=6, train_eval=False, bar=False)
-        train_packed([("resnet20", 0), ("plain20", 0)], r, data, evals, sys.argv[1], resume=True,
-                     train_eval=False, bar=False)
+            train(RunSpec("plain20"), r, data, evals, sys.argv[1], Options(stop_at=6, train_eval=False, bar=False))
+        train_packed([RunSpec("resnet20"), RunSpec("plain20")], r, data, evals, sys.argv[1],
+                     Options(resume=True, train_eval=False, bar=False))
     """))
     random.seed(1)
     seen = []

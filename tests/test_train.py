@@ -14,7 +14,7 @@ import torch
 
 from core.engine import checkpoints as ck
 from core.engine.recipe import lr_at
-from core.engine.train import Recipe, train
+from core.engine.train import Options, Recipe, RunSpec, train
 from tests import support
 from tests.support import kill_after_saves
 
@@ -41,7 +41,7 @@ def test_paper_schedule():
 def test_loss_falls_in_150_cpu_iterations(cifar, tmp_path):
     train_set, evals = _subset(cifar, 10_000, 500)
     recipe = Recipe(iters=150, batch_size=64, eval_every=50)
-    m = train("resnet20", recipe, train_set, evals, tmp_path, seed=0, train_eval=False, bar=False)
+    m = train(RunSpec("resnet20"), recipe, train_set, evals, tmp_path, Options(train_eval=False, bar=False))
     hist = ck.read_history(tmp_path / "resnet20")
     assert [h["iter"] for h in hist] == [50, 100, 150]
     assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.25, hist
@@ -56,15 +56,15 @@ def test_loss_falls_in_150_cpu_iterations(cifar, tmp_path):
 def test_resume_matches_uninterrupted_run(cifar, tmp_path):
     train_set, evals = _subset(cifar, 640, 200)
     recipe = Recipe(iters=30, batch_size=32, eval_every=10)
-    kw = dict(seed=3, train_eval=False, bar=False)
-    train("resnet20", recipe, train_set, evals, tmp_path / "a", **kw)
-    train("resnet20", recipe, train_set, evals, tmp_path / "b", stop_at=20, **kw)
+    run, kw = RunSpec("resnet20", seed=3), dict(train_eval=False, bar=False)
+    train(run, recipe, train_set, evals, tmp_path / "a", Options(**kw))
+    train(run, recipe, train_set, evals, tmp_path / "b", Options(stop_at=20, **kw))
     half = ck.load(tmp_path / "b" / "resnet20")
     assert half.metrics["iterations"] == 20 and not half.metrics["finished"]
     assert (tmp_path / "b" / "resnet20" / ck.STATE_JSON).exists()
     m = tmp_path / "b" / "resnet20" / ck.METRICS  # the first launch's provenance, as a lease corrects it by hand
     m.write_text(json.dumps({**json.loads(m.read_text()), "commit": "c0ffee", "provenance_note": "by hand"}))
-    train("resnet20", recipe, train_set, evals, tmp_path / "b", resume=True, **kw)
+    train(run, recipe, train_set, evals, tmp_path / "b", Options(resume=True, **kw))
     a, b = ck.load(tmp_path / "a" / "resnet20"), ck.load(tmp_path / "b" / "resnet20")
     first, second = b.metrics["launches"]  # each launch's commit and device; the metrics' own are the last's
     assert first["from_iter"] == 0 and first["commit"] == "c0ffee" and first["provenance_note"] == "by hand"
@@ -75,13 +75,13 @@ def test_resume_matches_uninterrupted_run(cifar, tmp_path):
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
     assert strip(ck.read_history(tmp_path / "a" / "resnet20")) == strip(ck.read_history(tmp_path / "b" / "resnet20"))
     assert a.metrics["weights_sha256"] == b.metrics["weights_sha256"]
-    train("resnet20", dataclasses.replace(recipe, iters=40), train_set, evals, tmp_path / "c", stop_at=10, **kw)
+    train(run, dataclasses.replace(recipe, iters=40), train_set, evals, tmp_path / "c", Options(stop_at=10, **kw))
     with pytest.raises(ValueError, match="same flags"):  # a different recipe is refused on resume
-        train("resnet20", recipe, train_set, evals, tmp_path / "c", resume=True, **kw)
+        train(run, recipe, train_set, evals, tmp_path / "c", Options(resume=True, **kw))
     small = (train_set[0][:320], train_set[1][:320])
-    train("resnet20", recipe, small, evals, tmp_path / "b2", stop_at=10, **kw)
+    train(run, recipe, small, evals, tmp_path / "b2", Options(stop_at=10, **kw))
     with pytest.raises(ValueError, match="train_images"):  # so is different training data
-        train("resnet20", recipe, train_set, evals, tmp_path / "b2", resume=True, **kw)
+        train(run, recipe, train_set, evals, tmp_path / "b2", Options(resume=True, **kw))
 
 
 @pytest.mark.parametrize("until_err,expect_end", [(101.0, 20), (0.0, None)])
@@ -89,7 +89,7 @@ def test_warmup_for_deep_nets(cifar, tmp_path, until_err, expect_end):
     train_set, evals = _subset(cifar, 640, 100)
     recipe = Recipe(iters=40, batch_size=16, eval_every=20, lr_steps=(), warmup_min_depth=20,
                     warmup_until_err=until_err)
-    m = train("resnet20", recipe, train_set, evals, tmp_path, train_eval=False, bar=False)
+    m = train(RunSpec("resnet20"), recipe, train_set, evals, tmp_path, Options(train_eval=False, bar=False))
     assert m["warmup_until_iter"] == expect_end
     lrs = [h["lr"] for h in ck.read_history(tmp_path / "resnet20")]
     assert lrs == ([0.01, 0.1] if expect_end else [0.01, 0.01])  # lr of each row's last step
@@ -102,11 +102,11 @@ def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, monkeypatch):
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent("""
         import sys, numpy as np
-        from core.engine.train import Recipe, train
+        from core.engine.train import Options, Recipe, RunSpec, train
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8); y = rng.integers(0, 10, 256)
-        train("resnet20", Recipe(iters=400, batch_size=8, eval_every=2), (x, y), {"test": (x[:16], y[:16])},
-              sys.argv[1], resume=True, train_eval=False, bar=False)
+        train(RunSpec("resnet20"), Recipe(iters=400, batch_size=8, eval_every=2), (x, y), {"test": (x[:16], y[:16])},
+              sys.argv[1], Options(resume=True, train_eval=False, bar=False))
     """))
     folder, seen = tmp_path / "resnet20", []
     random.seed(0)

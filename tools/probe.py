@@ -57,7 +57,7 @@ def one(depth: int, k: int, impl: str, mode: str, steps: int, device: str, image
     import numpy as np
 
     from core.engine.checkpoints import read_history
-    from core.engine.train import Recipe, train
+    from core.engine.train import Options, Recipe, RunSpec, train
     from core.engine.train_packed import train_packed
 
     rng = np.random.default_rng(0)
@@ -70,9 +70,10 @@ def one(depth: int, k: int, impl: str, mode: str, steps: int, device: str, image
     with tempfile.TemporaryDirectory() as tmp:
         kw = dict(train_eval=False, bar=False, compile_model=compile_model)
         if k == 1:
-            train(runs[0][0], recipe, (x, y), {"test": (x[:1000], y[:1000])}, tmp, device, **kw)
+            train(RunSpec(runs[0][0]), recipe, (x, y), {"test": (x[:1000], y[:1000])}, tmp, Options(device=device, **kw))
         else:
-            train_packed(runs, recipe, (x, y), {"test": (x[:1000], y[:1000])}, tmp, device, impl=impl, **kw)
+            train_packed([RunSpec(n, s) for n, s in runs], recipe, (x, y), {"test": (x[:1000], y[:1000])}, tmp,
+                         Options(device=device, impl=impl, **kw))
         h = read_history(Path(tmp) / runs[0][0])
     a, b = h[len(h) // 2 - 1], h[-1]
     sec = (b["wall_s"] - a["wall_s"]) / (b["iter"] - a["iter"])

@@ -33,6 +33,30 @@ from core.engine.recipe import Recipe, lr_at
 from core.engine.runs import Run
 
 
+@dataclass(frozen=True)
+class Options:
+    """How runs train (what they train is a RunSpec and a Recipe).
+
+    device: "cpu" or "cuda"; resume: continue unfinished runs found in their folders;
+    compile_model: False, True (torch.compile's default mode) or a mode name such as
+    "reduce-overhead"; train_eval: a final pass over the training set in eval mode; bar: a
+    progress bar; fast: on CUDA, bf16 autocast and channels_last (False: the eager fp32 baseline);
+    impl: a pack's forward ("grouped" or "vmap").
+    The hooks the bit-exact tests need: dtype (float64 compares the trainers beyond fp32 rounding),
+    stop_at (a single run ends after this iteration, as a kill right after a save would) and
+    max_steps (a pack ends after this many steps)."""
+    device: str = "cpu"
+    resume: bool = False
+    compile_model: bool | str = False
+    train_eval: bool = True
+    bar: bool = True
+    fast: bool = True
+    impl: str = "grouped"
+    dtype: torch.dtype = torch.float32
+    stop_at: int | None = None
+    max_steps: int | None = None
+
+
 @dataclass
 class Member:
     label: str  # folder name: NAME or NAME-seedS

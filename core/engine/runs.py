@@ -78,6 +78,15 @@ def bn_images(parallel: dict | None, batch_size: int) -> int:
     return parallel["bn_images"] if parallel else batch_size
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """What one run trains: a model (core.engine.models name), its seed, and its folder (default:
+    OUT/NAME for core.engine.train.train, folder_for(OUT, NAME, seed) in a pack)."""
+    name: str
+    seed: int = 0
+    folder: str | Path | None = None
+
+
 def folder_for(out_dir, name: str, seed: int = 0) -> Path:
     """OUT/NAME for seed 0 (the served run); OUT/seeds/NAME-seedS for other seeds, which the app and
     list_folders() do not list (only folders with a config.json directly under OUT are)."""

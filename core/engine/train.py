@@ -36,9 +36,9 @@ import torch.nn.functional as F
 from core.engine import checkpoints, distributed, models, packed
 from core.engine.data import DataMissingError, TensorLoader, load_split
 from core.engine.distributed import Dist
-from core.engine.loop import Member, compile_step, fit
+from core.engine.loop import Member, Options, compile_step, fit
 from core.engine.recipe import RECIPES, Recipe
-from core.engine.runs import Run, folder_for, optim_state, optim_tensors, run_meta
+from core.engine.runs import Run, RunSpec, folder_for, optim_state, optim_tensors, run_meta
 from core.engine.train_packed import plan, train_packed
 
 
@@ -77,23 +77,20 @@ class Single:
         return self.opt.param_groups[0]["lr"]
 
 
-def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device="cpu", seed: int = 0,
-          resume: bool = False, compile_model: bool | str = False, stop_at: int | None = None,
-          train_eval: bool = True, bar: bool = True, fast: bool = True, folder=None,
-          dtype: torch.dtype = torch.float32, dist: Dist | None = None) -> dict | None:
-    """Train one model; returns the metrics written to its folder's metrics.json (None on ranks but
-    0, and when stop_at ends the run before its first save).
+def train(spec: RunSpec, recipe: Recipe, train_set, eval_sets: dict, out_dir, options: Options = Options(),
+          dist: Dist | None = None) -> dict | None:
+    """Train one run (spec: model, seed, folder, default out_dir/name) with `recipe`, as `options`
+    say (core.engine.loop.Options); returns the metrics written to its folder's metrics.json (None
+    on ranks but 0, and when options.stop_at ends the run before its first save).
 
     train_set: (uint8 images, labels); eval_sets: {"test": (images, labels), ["val": ...]}.
-    stop_at: end the run after this iteration, as a kill right after a save would (for tests).
-    fast: on CUDA, bf16 autocast and channels_last (False: the eager fp32 baseline).
-    compile_model: False, True (torch.compile's default mode) or a mode name such as "reduce-overhead".
-    folder: default out_dir/name. dtype: float64 lets tests compare trainers beyond fp32 rounding.
     dist: this rank of a torchrun launch (core.engine.distributed.from_env); default a single process.
     """
+    name, seed, o = spec.name, spec.seed, options
+    dtype, compile_model = o.dtype, o.compile_model
     dist = dist or Dist()
-    device = torch.device(device)
-    fast_cuda = device.type == "cuda" and fast
+    device = torch.device(o.device)
+    fast_cuda = device.type == "cuda" and o.fast
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
     torch.manual_seed(seed)
     model = models.build(name).to(device, dtype)
@@ -105,7 +102,7 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
                           weight_decay=recipe.weight_decay, fused=device.type == "cuda" or None)
     meta = run_meta(device, fast_cuda, compile_model, dist.record(recipe.batch_size))
     with distributed.main_first(dist):  # rank 0 may finish a save that a kill interrupted
-        run = Run.open(name, Path(folder or Path(out_dir) / name), recipe, seed, train_set, eval_sets, resume,
+        run = Run.open(name, Path(spec.folder or Path(out_dir) / name), recipe, seed, train_set, eval_sets, o.resume,
                        model.spec.depth >= recipe.warmup_min_depth, meta)
     distributed.agree(dist, "where the run stands", "finished" if run.done else run.it,
                       "every rank must read the same checkpoint folder (several machines: --out on a shared disk)")
@@ -138,7 +135,7 @@ def train(name: str, recipe: Recipe, train_set, eval_sets: dict, out_dir, device
     model.train()
     stepper = Single(model, net, opt, fn, graphs, n_img)
     return fit([Member(run.folder.name, run, loader)], stepper, recipe, train_set, eval_sets, device, acc,
-               train_eval, bar, dist, stop_at=stop_at)[0]
+               o.train_eval, o.bar, dist, stop_at=o.stop_at)[0]
 
 
 def parse_args(argv=None):
@@ -233,17 +230,17 @@ def train_all(args, recipe: Recipe, dist: Dist):
         sys.exit(str(e))
     runs = [(name, seed) for name in args.model for seed in (args.seeds or [args.seed])]
     folder = lambda name, seed: folder_for(args.out, name, seed) if args.seeds else Path(args.out) / name  # noqa: E731
-    kw = dict(resume=args.resume, compile_model=args.compile, train_eval=not args.no_train_eval, fast=not args.fp32)
+    options = Options(device=args.device, resume=args.resume, compile_model=args.compile,
+                      train_eval=not args.no_train_eval, fast=not args.fp32, impl=args.pack_impl)
     for group in plan(runs, args.pack_impl, args.pack_size) if args.pack else [[r] for r in runs]:
+        specs = [RunSpec(name, seed, folder(name, seed)) for name, seed in group]
         try:
             if len(group) > 1:
-                print(f"packing {len(group)} runs ({args.pack_impl}): " + " ".join(folder(*r).name for r in group))
-                train_packed(group, recipe, train_set, eval_sets, args.out, args.device, impl=args.pack_impl,
-                             folders=[folder(*r) for r in group], **kw)
+                print(f"packing {len(group)} runs ({args.pack_impl}): " + " ".join(s.folder.name for s in specs))
+                train_packed(specs, recipe, train_set, eval_sets, args.out, options)
             else:
-                (name, seed), = group
-                train(name, recipe, train_set, eval_sets, args.out, dist.device(args.device), seed,
-                      folder=folder(name, seed), dist=dist, **kw)
+                train(specs[0], recipe, train_set, eval_sets, args.out,
+                      dataclasses.replace(options, device=str(dist.device(args.device))), dist)
         except (ValueError, checkpoints.CheckpointError) as e:
             sys.exit(f"error: {e}")
 

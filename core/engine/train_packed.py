@@ -26,8 +26,8 @@ import torch
 from core.engine import checkpoints, models, packed
 from core.engine.data import TensorLoader
 from core.engine.distributed import Dist
-from core.engine.loop import Member, compile_step, fit
-from core.engine.runs import Run, folder_for, optim_tensors, run_meta
+from core.engine.loop import Member, Options, compile_step, fit
+from core.engine.runs import Run, RunSpec, folder_for, optim_tensors, run_meta
 
 
 class Pack:
@@ -70,21 +70,21 @@ class Pack:
         return self.opt.lrs[j]
 
 
-def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: dict, out_dir, device="cpu",
-                 resume: bool = False, compile_model: bool | str = False, max_steps: int | None = None,
-                 train_eval: bool = True, bar: bool = True, fast: bool = True, impl: str = "grouped",
-                 dtype: torch.dtype = torch.float32, folders: list | None = None) -> list[dict | None]:
-    """Train (name, seed) members as one pack; returns each member's metrics as last written (a
-    member found finished: its metrics; None for one that max_steps stopped before a save).
-
-    folders: one per member (default core.engine.runs.folder_for(out_dir, name, seed)).
-    max_steps: stop after this many packed steps (as a kill right after the last saves would; for tests).
-    Other arguments as core.engine.train.train.
+def train_packed(specs: list[RunSpec], recipe, train_set, eval_sets: dict, out_dir,
+                 options: Options = Options()) -> list[dict | None]:
+    """Train runs (each spec's folder: default core.engine.runs.folder_for(out_dir, name, seed)) as
+    one pack, as `options` say (core.engine.loop.Options; options.impl: the pack's forward,
+    options.max_steps: stop after this many packed steps, as a kill right after the last saves
+    would); returns each member's metrics as last written (a member found finished: its metrics;
+    None for one that max_steps stopped before a save). Other arguments as core.engine.train.train.
     """
-    device = torch.device(device)
-    fast_cuda = device.type == "cuda" and fast
+    o = options
+    dtype, compile_model, impl = o.dtype, o.compile_model, o.impl
+    members = [(s.name, s.seed) for s in specs]
+    device = torch.device(o.device)
+    fast_cuda = device.type == "cuda" and o.fast
     torch.backends.cudnn.benchmark = device.type == "cuda"
-    folders = [Path(f) for f in folders] if folders else [folder_for(out_dir, n, s) for n, s in members]
+    folders = [Path(s.folder) if s.folder else folder_for(out_dir, s.name, s.seed) for s in specs]
     labels = [f.name for f in folders]
     if len(set(labels)) != len(labels):
         raise ValueError(f"a pack lists the same run twice: {labels}")
@@ -94,7 +94,7 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
     for (name, seed), folder in zip(members, folders):
         torch.manual_seed(seed)
         net = models.build(name).to(device, dtype)
-        run = Run.open(name, folder, recipe, seed, train_set, eval_sets, resume,
+        run = Run.open(name, folder, recipe, seed, train_set, eval_sets, o.resume,
                        net.spec.depth >= recipe.warmup_min_depth, meta)
         nets.append(net)
         if run.done:  # finished earlier: keeps its slot, so K (and the kernels) stay the same
@@ -135,7 +135,7 @@ def train_packed(members: list[tuple[str, int]], recipe, train_set, eval_sets: d
              torch.zeros(recipe.batch_size, dtype=torch.long, device=device))
     n_img = torch.tensor(float(recipe.batch_size), dtype=torch.float64, device=device)
     stepper = Pack(fwd, params, buffers, opt, fn, graphs, nets, recipe, ghost, n_img)
-    got = fit(slots, stepper, recipe, train_set, eval_sets, device, acc, train_eval, bar, max_steps=max_steps)
+    got = fit(slots, stepper, recipe, train_set, eval_sets, device, acc, o.train_eval, o.bar, max_steps=o.max_steps)
     return [done.get(s.label, m) for s, m in zip(slots, got)]
 
 
