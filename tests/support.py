@@ -1,7 +1,8 @@
 """Plain helpers the test modules share (no fixtures: those are in conftest.py, which imports these).
 
 - ROOT, EXAMPLES: the repository and its example images.
-- free_port, running_app: `python app.py` in a subprocess on a free port, as users start it.
+- free_port, running_app: `python app.py` in a subprocess on a free port, as users start it (from the
+  repository, or from a staged Space folder).
 - wait_for: poll a condition until a deadline (never a bare sleep), failing the test with a message.
 - kill_after_saves: SIGKILL a training process (or one torchrun rank, torchrun_rank) at a random
   moment after it saved N more times; run_group, kill_group: a command and all it starts, ended
@@ -67,14 +68,16 @@ def _serves(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_app(log_path, **env_extra):
-    """`python app.py` on a free port, as users start it, with extra environment; yields (URL, process).
-    Fails the test (with the log's tail) if the app exits or does not serve its page within 120 s."""
+def running_app(log_path, cwd=ROOT, environ=None, **env_extra):
+    """`python app.py` on a free port, as users start it, from cwd (the repository, or a staged Space),
+    with `environ` (default: this process's) plus extra variables; yields (URL, process). Fails the
+    test (with the log's tail) if the app exits or does not serve its page within 120 s."""
     port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", **env_extra}
+    env = {**(os.environ if environ is None else environ), "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_SERVER_NAME": "127.0.0.1", **env_extra}
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 120
             while not _serves(url):

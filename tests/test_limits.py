@@ -133,13 +133,3 @@ def test_nothing_touches_the_network_at_start_or_on_a_request(tmp_path):
     with running_app(tmp_path / "app.log", PYTHONPATH=str(tmp_path), NET_LOG=str(log)) as (url, _):
         _check_cat(Client(url, verbose=False).predict(handle_file(CAT), "plain20", "resnet20", api_name="/classify"))
     assert not log.exists() or not log.read_text(), log.read_text()
-
-
-def test_spaces_header_is_valid_and_pins_the_sdk():
-    text = (ROOT / "README.md").read_text()
-    assert text.startswith("---\n")
-    header = dict(line.split(": ", 1) for line in text.split("---\n")[1].strip().splitlines())
-    assert header["sdk"] == "gradio" and header["app_file"] == "app.py"
-    import gradio
-    assert header["sdk_version"] == gradio.__version__  # the version requirements.txt pins and the tests ran
-    assert f"gradio=={gradio.__version__}" in (ROOT / "requirements.txt").read_text()

@@ -6,6 +6,8 @@ A checkpoint is a folder, `checkpoints/NAME/`, holding
     metrics.json        train/test error in percent, iterations, recipe, seed, device, wall time,
                         versions, commit, and the sha256 of model.safetensors
     history.csv         the training log (iteration, loss, errors, lr, wall time)
+    README.md           (shipped folders) the model card, written from the three files above by
+                        core/hub/cards.py (`resnet-lab-cards`); a save does not write it
 and, while a run is unfinished, train_state.safetensors + train_state.json for --resume.
 model.safetensors + config.json at the folder root is the layout huggingface_hub's
 PyTorchModelHubMixin writes and reads (tests/test_checkpoints.py loads one with from_pretrained),

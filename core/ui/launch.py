@@ -1,8 +1,10 @@
 """Starting the dashboard: logging, the queue, the address, and the warm-up once the page is served."""
 import logging
+from pathlib import Path
 
 import gradio as gr
 
+import core
 from core.engine import models
 from core.serving.lab import Lab, examples
 from core.settings import Settings, set_threads
@@ -19,7 +21,10 @@ def from_settings(settings: Settings) -> tuple[gr.Blocks, Lab]:
 def serve(demo: gr.Blocks, lab: Lab, settings: Settings):
     """Launch on settings.host and settings.port with a queue of settings.queue waiting requests
     (past it: "queue is full"); once the page is served, warm the default pair up in the background
-    (logged)."""
+    (logged). The first log line names where the code and the checkpoints come from (a Space's log
+    shows which files it runs)."""
+    logging.getLogger("resnet_lab").info("code: %s; checkpoints: %s (%d models)", Path(core.__file__).parent,
+                                         settings.checkpoints, len(lab.zoo.shipped()))
     demo.queue(max_size=settings.queue, default_concurrency_limit=1).launch(
         server_name=settings.host, server_port=settings.port, max_file_size=MAX_FILE_SIZE, show_error=False,
         prevent_thread_lock=True)
