@@ -82,6 +82,17 @@ def test_the_space_installs_the_cpu_build_of_the_pinned_torch(staged):
         assert got[name] == (want[name] + "+cpu" if name in ("torch", "torchvision") else want[name]), name
 
 
+def test_stage_keeps_a_folder_only_when_it_is_empty_and_needs_a_checkout(tmp_path, capsys):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(SystemExit, match="not empty"):
+        space.main(["me/lab", "--dry-run", "--stage", str(tmp_path / "full")])
+    with pytest.raises(SystemExit, match="not a resnet-lab checkout"):
+        space.stage(tmp_path / "new", root=tmp_path / "full")
+    space.main(["me/lab", "--dry-run", "--stage", str(tmp_path / "kept")])
+    assert (tmp_path / "kept" / "app.py").is_file() and "nothing was uploaded" in capsys.readouterr().out
+
+
 def test_requirements_must_pin_torch_to_name_its_cpu_build():
     with pytest.raises(ValueError, match="torch must be pinned"):
         space.space_requirements("torch>=2\n")

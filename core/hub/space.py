@@ -132,6 +132,9 @@ def stage(dest, root=PROJECT) -> Staged:
     """Copy the Space's file set from root into the empty folder dest, add its requirements.txt and
     .gitattributes, and run the checks (Staged.errors)."""
     root = Path(root)
+    if not (root / "app.py").is_file() or not (root / "requirements.txt").is_file():
+        raise SystemExit(f"{root} is not a resnet-lab checkout (no app.py or requirements.txt): deploy from a clone "
+                         "installed with `pip install -e .`")
     staged = copy_files(space_files(root), dest)
     (staged.root / "requirements.txt").write_text(space_requirements((root / "requirements.txt").read_text()))
     (staged.root / ".gitattributes").write_text(GITATTRIBUTES)
@@ -180,6 +183,8 @@ def main(argv=None):
     ap.add_argument("--stage", metavar="DIR", help="stage into DIR (empty or new) and keep it, e.g. to push it with git")
     args = ap.parse_args(argv)
     if args.stage:
+        if Path(args.stage).exists() and any(Path(args.stage).iterdir()):
+            raise SystemExit(f"--stage {args.stage}: the folder is not empty (stage into an empty or new folder)")
         deploy(args.repo_id, args.stage, dry_run=args.dry_run, private=args.private)
         return
     with tempfile.TemporaryDirectory(prefix="resnet-lab-space-") as tmp:
