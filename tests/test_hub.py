@@ -256,6 +256,8 @@ def test_a_retrained_folder_gets_a_stale_card_until_the_command_runs(tmp_path):
         cards.main([str(tmp_path), "--check"])
     cards.main([str(tmp_path)])
     assert cards.stale(tmp_path) == [] and "12.34" in (tmp_path / "plain20" / cards.CARD).read_text()
+    (tmp_path / "plain20" / checkpoints.METRICS).write_text("{ broken")  # unreadable: stale, not a crash
+    assert cards.stale(tmp_path) == [tmp_path / "plain20"]
 
 
 # ------------------------------------------------------------------ the app, booted from the staged folder

@@ -141,9 +141,17 @@ def render(folder) -> str:
     return str(ModelCard(f"---\n{_metadata(name, metrics).to_yaml()}\n---\n\n" + "\n".join(body)))
 
 
+def up_to_date(folder: Path) -> bool:
+    """The folder's card exists and is what render() writes (False too if its files cannot be read)."""
+    try:
+        return (folder / CARD).is_file() and (folder / CARD).read_text() == render(folder)
+    except (checkpoints.CheckpointError, KeyError, ValueError):
+        return False
+
+
 def stale(root=checkpoints.DEFAULT_ROOT) -> list[Path]:
-    """The folders whose card is missing or differs from render()."""
-    return [f for f in card_folders(root) if not (f / CARD).is_file() or (f / CARD).read_text() != render(f)]
+    """The folders whose card is missing or out of date."""
+    return [f for f in card_folders(root) if not up_to_date(f)]
 
 
 def main(argv=None):

@@ -42,9 +42,8 @@ def check_folder(folder: Path) -> list[str]:
     errors = []
     if (folder / checkpoints.STATE_JSON).exists() or not ck.metrics.get("finished", False):
         errors.append(f"{folder}: an unfinished run (resume it to the end first)")
-    card = folder / cards.CARD
-    if not card.is_file() or card.read_text() != cards.render(folder):
-        errors.append(f"{card} is missing or out of date: run resnet-lab-cards")
+    if not cards.up_to_date(folder):
+        errors.append(f"{folder / cards.CARD} is missing or out of date: run resnet-lab-cards")
     return errors
 
 

@@ -21,6 +21,7 @@ import argparse
 import re
 import subprocess
 import tempfile
+import tomllib
 from pathlib import Path
 
 from huggingface_hub import metadata_load
@@ -109,9 +110,8 @@ def check_header(folder: Path) -> list[str]:
 
 
 def _requires_python() -> str | None:
-    m = re.search(r'^requires-python\s*=\s*"([^"]+)"', (PROJECT / "pyproject.toml").read_text(), re.M) \
-        if (PROJECT / "pyproject.toml").is_file() else None
-    return m.group(1) if m else None
+    path = PROJECT / "pyproject.toml"
+    return tomllib.loads(path.read_text())["project"].get("requires-python") if path.is_file() else None
 
 
 def check_checkpoints(folder: Path) -> list[str]:
