@@ -20,7 +20,7 @@ from huggingface_hub import PyTorchModelHubMixin
 
 from core.engine import checkpoints, models
 from core.hub import cards
-from core.hub.staging import GITATTRIBUTES, Staged, copy_files, file_sizes, lfs_problems, report
+from core.hub.staging import GITATTRIBUTES, Staged, copy_files, file_sizes, lfs_problems, upload
 
 PUSHED = (checkpoints.WEIGHTS, checkpoints.CONFIG, checkpoints.METRICS, checkpoints.HISTORY, cards.CARD)
 
@@ -62,24 +62,7 @@ def stage(folder, dest) -> Staged:
 def push(folder, repo_id: str, dest, dry_run: bool = False, private: bool = False, api=None) -> str | None:
     """Stage into dest, check, and (unless dry_run) create the model repo and upload in one commit;
     returns the commit URL. `api` is a huggingface_hub.HfApi (made here when None)."""
-    staged = stage(folder, dest)
-    report(staged, dry_run)
-    if dry_run:
-        return None
-    if api is None:
-        from huggingface_hub import HfApi
-        api = HfApi()
-    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
-    try:
-        url = api.create_repo(repo_id, repo_type="model", exist_ok=True, private=private)
-        info = api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=str(staged.root), delete_patterns="*",
-                                 commit_message=f"Upload {Path(folder).name} (resnet-lab)")
-    except LocalTokenNotFoundError:
-        raise SystemExit("not logged in to the Hub: run `hf auth login` or set HF_TOKEN") from None
-    except (HfHubHTTPError, OSError) as e:
-        raise SystemExit(f"the upload to {repo_id} failed: {e}") from None
-    print(f"uploaded {len(staged.sizes)} files to {url} ({info.commit_url})")
-    return info.commit_url
+    return upload(stage(folder, dest), repo_id, "model", f"Upload {Path(folder).name} (resnet-lab)", dry_run, private, api)
 
 
 def main(argv=None):

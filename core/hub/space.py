@@ -30,7 +30,7 @@ from packaging.specifiers import SpecifierSet
 
 from core.engine import checkpoints
 from core.hub import cards
-from core.hub.staging import GITATTRIBUTES, Staged, copy_files, file_sizes, lfs_problems, report
+from core.hub.staging import GITATTRIBUTES, Staged, copy_files, file_sizes, lfs_problems, upload
 from core.settings import PROJECT
 
 SPACE_FILES = ("app.py", "README.md", "core", "assets", "docs", "checkpoints")  # the rest stays behind
@@ -155,24 +155,8 @@ def _commit(root: Path) -> str:
 def deploy(repo_id: str, dest, root=PROJECT, dry_run: bool = False, private: bool = False, api=None) -> str | None:
     """Stage into dest, check, and (unless dry_run) create the Space and upload in one commit; returns
     the commit URL. `api` is a huggingface_hub.HfApi (made here when None)."""
-    staged = stage(dest, root)
-    report(staged, dry_run)
-    if dry_run:
-        return None
-    if api is None:
-        from huggingface_hub import HfApi
-        api = HfApi()
-    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
-    try:
-        url = api.create_repo(repo_id, repo_type="space", space_sdk="gradio", exist_ok=True, private=private)
-        info = api.upload_folder(repo_id=repo_id, repo_type="space", folder_path=str(staged.root), delete_patterns="*",
-                                 commit_message=f"Deploy resnet-lab {_commit(root)}")
-    except LocalTokenNotFoundError:
-        raise SystemExit("not logged in to the Hub: run `hf auth login` or set HF_TOKEN") from None
-    except (HfHubHTTPError, OSError) as e:
-        raise SystemExit(f"the upload to {repo_id} failed: {e}") from None
-    print(f"uploaded {len(staged.sizes)} files to {url} ({info.commit_url})")
-    return info.commit_url
+    return upload(stage(dest, root), repo_id, "space", f"Deploy resnet-lab {_commit(Path(root))}", dry_run, private, api,
+                  space_sdk="gradio")
 
 
 def main(argv=None):

@@ -116,3 +116,28 @@ def report(staged: Staged, dry_run: bool) -> None:
         raise SystemExit("the checks failed, so nothing was uploaded:\n" + "\n".join(f"  - {e}" for e in staged.errors))
     if dry_run:
         print("dry run: every check passed; nothing was uploaded")
+
+
+def upload(staged: Staged, repo_id: str, repo_type: str, message: str, dry_run: bool = False, private: bool = False,
+           api=None, **create) -> str | None:
+    """Print the listing and stop on any check's error (report); unless dry_run, create the repo if it
+    does not exist (create_repo's extra arguments in `create`) and upload the staged folder in one
+    commit that deletes whatever else the repo held. Returns the commit URL. `api` is a
+    huggingface_hub.HfApi (made here when None); a missing login or an HTTP error ends in one line."""
+    report(staged, dry_run)
+    if dry_run:
+        return None
+    if api is None:
+        from huggingface_hub import HfApi
+        api = HfApi()
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+    try:
+        url = api.create_repo(repo_id, repo_type=repo_type, exist_ok=True, private=private, **create)
+        info = api.upload_folder(repo_id=repo_id, repo_type=repo_type, folder_path=str(staged.root), delete_patterns="*",
+                                 commit_message=message)
+    except LocalTokenNotFoundError:
+        raise SystemExit("not logged in to the Hub: run `hf auth login` or set HF_TOKEN") from None
+    except (HfHubHTTPError, OSError) as e:
+        raise SystemExit(f"the upload to {repo_id} failed: {e}") from None
+    print(f"uploaded {len(staged.sizes)} files to {url} ({info.commit_url})")
+    return info.commit_url
