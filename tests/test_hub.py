@@ -4,6 +4,7 @@ app booted from nothing but a staged Space folder."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -275,7 +276,7 @@ def test_the_app_boots_from_the_staged_space_alone(staged, tmp_path):
     from core.ui.research_tabs import VIEWS
 
     assert not (staged.root / "data").exists()
-    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH" and not k.startswith("RESNET_LAB_")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("RESNET_LAB_")}
     log = tmp_path / "space.log"
     cat = handle_file(str(EXAMPLES / "cifar_cat.png"))
     with running_app(log, cwd=staged.root, environ=env) as (url, proc):

@@ -20,7 +20,7 @@ from huggingface_hub import PyTorchModelHubMixin
 
 from core.engine import checkpoints, models
 from core.hub import cards
-from core.hub.staging import GITATTRIBUTES, Staged, copy_files, file_sizes, lfs_problems, upload
+from core.hub.staging import Staged, copy_files, lfs_problems, upload
 
 PUSHED = (checkpoints.WEIGHTS, checkpoints.CONFIG, checkpoints.METRICS, checkpoints.HISTORY, cards.CARD)
 
@@ -52,9 +52,7 @@ def stage(folder, dest) -> Staged:
     and run the checks (Staged.errors)."""
     folder = Path(folder)
     errors = check_folder(folder)
-    staged = copy_files([(folder / name, name) for name in PUSHED if (folder / name).is_file()], dest)
-    (staged.root / ".gitattributes").write_text(GITATTRIBUTES)
-    staged.sizes = file_sizes(staged.root)
+    staged = copy_files([(folder / name, name) for name in PUSHED if (folder / name).is_file()], dest, {})
     staged.errors = errors + lfs_problems(staged)
     return staged
 

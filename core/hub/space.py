@@ -18,7 +18,6 @@ huggingface_hub itself).
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import tempfile
 import tomllib
@@ -30,7 +29,7 @@ from packaging.specifiers import SpecifierSet
 
 from core.engine import checkpoints
 from core.hub import cards
-from core.hub.staging import GITATTRIBUTES, Staged, copy_files, file_sizes, lfs_problems, upload
+from core.hub.staging import Staged, copy_files, lfs_problems, upload
 from core.settings import PROJECT
 
 SPACE_FILES = ("app.py", "README.md", "core", "assets", "docs", "checkpoints")  # the rest stays behind
@@ -84,8 +83,12 @@ def space_requirements(text: str) -> str:
 
 
 def pinned(requirements: str, package: str) -> str | None:
-    m = re.search(rf"^{re.escape(package)}==([^\s#;]+)", requirements, re.M)
-    return m.group(1) if m else None
+    """The version `package` is pinned to (==) in a requirements text, or None."""
+    for line in requirements.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-") and (req := Requirement(line)).name == package:
+            return next((s.version for s in req.specifier if s.operator == "=="), None)
+    return None
 
 
 def check_header(folder: Path) -> list[str]:
@@ -135,11 +138,8 @@ def stage(dest, root=PROJECT) -> Staged:
     if not (root / "app.py").is_file() or not (root / "requirements.txt").is_file():
         raise SystemExit(f"{root} is not a resnet-lab checkout (no app.py or requirements.txt): deploy from a clone "
                          "installed with `pip install -e .`")
-    staged = copy_files(space_files(root), dest)
-    (staged.root / "requirements.txt").write_text(space_requirements((root / "requirements.txt").read_text()))
-    (staged.root / ".gitattributes").write_text(GITATTRIBUTES)
-    staged.sizes = file_sizes(staged.root)
-    return check(staged)
+    requirements = space_requirements((root / "requirements.txt").read_text())
+    return check(copy_files(space_files(root), dest, {"requirements.txt": requirements}))
 
 
 def _commit(root: Path) -> str:

@@ -34,8 +34,9 @@ class Staged:
         return [rel for rel, size in self.sizes.items() if size > LARGE]
 
 
-def copy_files(pairs: list[tuple[Path, str]], dest) -> Staged:
-    """Copy each (source file, relative path) under dest (which must be empty or absent)."""
+def copy_files(pairs: list[tuple[Path, str]], dest, written: dict[str, str]) -> Staged:
+    """Copy each (source file, relative path) under dest (which must be empty or absent), write the
+    staged folder's own files ({relative path: text}) and .gitattributes, and list the result."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):
@@ -44,6 +45,8 @@ def copy_files(pairs: list[tuple[Path, str]], dest) -> Staged:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, target)
+    for rel, text in {**written, ".gitattributes": GITATTRIBUTES}.items():
+        (dest / rel).write_text(text)
     return Staged(dest, sizes=file_sizes(dest))
 
 
