@@ -228,7 +228,7 @@ def test_figures(nets, sample):
         fig.to_json()
     fig = lesion_figure(json.loads(json.dumps(fake)))
     assert len(fig.data) == 6 and len(random_lesion_figure(fake).data) == 2
-    assert [t.name for t in fig.data[:3]] == ["plain20: identity block deleted", "plain20: downsampling block deleted",
+    assert [t.name for t in fig.data[:3]] == ["plain20", "plain20: downsampling block deleted",
                                               "plain20: intact (9.80 %)"]
     ident, down = fig.data[3], fig.data[4]  # resnet20
     assert list(ident.x) == ["layer1.0", "layer1.1", "layer2.0", "layer2.1"]  # forward order, a gap at layer2.0

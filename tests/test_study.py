@@ -125,8 +125,11 @@ def test_curves_and_figure(root):
     assert c["plain32"]["test_err"][-1] == pytest.approx(12.0 + 10 / 3)
     assert c["plain32"]["kind"] == "plain" and c["resnet20b"]["kind"] == "residual"
     fig = figures_study.curves_figure(c)
-    assert len(fig.data) == 2 * len(FAKE)
+    depths = sorted({v["depth"] for v in c.values()})
+    assert len(fig.data) == 2 * len(FAKE) + len(depths)  # and one legend entry per depth, toggling both panels
+    assert [t.name for t in fig.data if t.showlegend is not False] == [f"{d} layers" for d in depths]
     by_name = {t.name: t for t in fig.data}
+    assert by_name["plain20 test"].legendgroup == by_name["resnet20 test"].legendgroup == by_name["20 layers"].legendgroup
     assert by_name["plain20 train (running, augmented)"].line.dash == "dash"
     assert by_name["plain20 test"].line.dash == "solid"
     assert by_name["plain20 test"].xaxis == "x" and by_name["resnet20 test"].xaxis == "x2"

@@ -309,6 +309,20 @@ def records(root=DEFAULT_ROOT) -> list[Record]:
     return out
 
 
+def trained_pairs(root=DEFAULT_ROOT) -> list[int]:
+    """The depths of models.DEPTHS whose plain and residual nets are both shipped and trained
+    (models.trained on the training error of their metrics.json), shallow first."""
+    ok = {r.spec.name for r in records(root) if models.trained(r.metrics.get("train_error_pct"))}
+    return [d for d in models.DEPTHS if set(models.pair(d)) <= ok]
+
+
+def opening_pair(root=DEFAULT_ROOT) -> tuple[str, str] | None:
+    """The pair the app's views open on: the deepest shipped pair where both nets trained (where the
+    paper's point shows), else the deepest shipped pair, else None."""
+    trained = trained_pairs(root)
+    return models.pair(trained[-1]) if trained else models.deepest_pair(f.name for f in list_folders(root))
+
+
 def not_shipped(name: str, shipped) -> str:
     """Why a model has no trained weights to show: the one wording the app and the stored views use."""
     return (f"{name} has no trained checkpoint yet (it comes with a later GPU run); "

@@ -207,6 +207,15 @@ def deepest_pair(names) -> tuple[str, str] | None:
     return pair(max(both)) if both else None
 
 
+CHANCE_ERROR_PCT = 90.0  # the error of a guess among CIFAR-10's 10 classes
+
+
+def trained(train_error_pct) -> bool:
+    """Whether a net with this training error (%) trained at all: under half the error of chance. A net
+    that failed to optimise (plain110 ends near 82%) is shown as such, not as one of the trained."""
+    return train_error_pct is not None and float(train_error_pct) < CHANCE_ERROR_PCT / 2
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

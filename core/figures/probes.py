@@ -43,24 +43,24 @@ def lesion_figure(data: dict, title: str = "Deleting one block at test time") ->
         order += [x for x in xs if x not in order]
         c = colour[name]
         fig.add_trace(go.Scatter(x=xs, y=[None if x in down else y for x, y in zip(xs, ys)], mode="lines+markers",
-                                 name=f"{name}: identity block deleted", connectgaps=False,
+                                 name=name, connectgaps=False,
                                  line=dict(color=c, width=2), marker=dict(size=7), legendgroup=name,
                                  hovertemplate=f"{name}<br>delete %{{x}} (identity): %{{y:.2f}} % error"
                                                "<extra></extra>"))
         if down:
             dx = [x for x in xs if x in down]
             fig.add_trace(go.Scatter(x=dx, y=[y for x, y in zip(xs, ys) if x in down], mode="markers",
-                                     name=f"{name}: downsampling block deleted", legendgroup=name,
+                                     name=f"{name}: downsampling block deleted", legendgroup=name, showlegend=False,
                                      marker=dict(color=c, **DOWN_MARKER),
                                      hovertemplate=f"{name}<br>delete %{{x}} (downsampling): %{{y:.2f}} % error"
                                                    "<extra></extra>"))
         base = float(d["baseline"])
         fig.add_trace(go.Scatter(x=[xs[0], xs[-1]] if xs else [], y=[base, base], mode="lines",
-                                 name=f"{name}: intact ({base:.2f} %)", legendgroup=name,
+                                 name=f"{name}: intact ({base:.2f} %)", legendgroup=name, showlegend=False,
                                  line=dict(color=c, width=1.5, dash="dash"), hoverinfo="skip"))
     fig.add_hline(y=90, line=dict(color="#999", width=1, dash="dot"), annotation_text="chance (90 %)",
                   annotation_position="top left")
-    fig.update_xaxes(title="deleted block (open diamonds: downsampling blocks, no identity path)",
+    fig.update_xaxes(title="deleted block (diamonds: downsampling blocks, no identity path; dashed: intact error)",
                      categoryorder="array", categoryarray=order)
     fig.update_yaxes(title="test error (%)", rangemode="tozero")
     return layout(fig, title, 460)

@@ -4,11 +4,12 @@
                                         severity 0 (clean) to 5, one line per net in its kind's colour
     heatmap_figure(errors, titles, pair, title)
                                         study: error % per corruption (rows) and severity (columns), one
-                                        panel per net of the pair on one colour scale, and residual - plain
+                                        panel per net of the pair, stacked (each full-width, so a phone can
+                                        read it), on one colour scale, and residual - plain
                                         on a diverging scale centred on 0 spanning at least ±MIN_SPAN (blue: the
                                         residual net errs less)
-    depth_figure(rows, title)           study: clean error, mean corruption error and their gap per
-                                        depth, one bar per net, plain and residual side by side
+    depth_figure(rows, title)           study: clean error, mean corruption error (log axes) and their gap
+                                        per depth, one bar per net, plain and residual side by side
 
 `data`: {net: {"kind", "p": [6 probabilities], "cls"}}. `errors`: {net: {corruption: [5 errors]}};
 `titles`: {corruption: its title}; `pair`: (plain, residual), either may be absent from errors.
@@ -48,7 +49,7 @@ def heatmap_figure(errors: dict, titles: dict, pair: tuple, title: str) -> go.Fi
         return empty(title, "no stored errors for this pair", legend="below")
     rows = list(errors[nets[0]])
     panels = nets + (["residual − plain"] if len(nets) == 2 else [])
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, shared_yaxes=True, horizontal_spacing=0.04)
+    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=panels, shared_xaxes=True, vertical_spacing=0.06)
     top = max(e for n in nets for v in errors[n].values() for e in v)
     labels = [titles.get(c, c) for c in rows][::-1]  # first corruption on top
     sev = [1, 2, 3, 4, 5]
@@ -57,17 +58,18 @@ def heatmap_figure(errors: dict, titles: dict, pair: tuple, title: str) -> go.Fi
         fig.add_trace(go.Heatmap(z=z, x=sev, y=labels, zmin=0, zmax=top, colorscale="YlOrRd", showscale=False,
                                  text=[[f"{v:.0f}" for v in row] for row in z], texttemplate="%{text}",
                                  hovertemplate=f"{net}<br>%{{y}}, severity %{{x}}<br>error %{{z:.1f}}%<extra></extra>"),
-                      1, col)  # each cell prints its error: no colour bar beside the corruption names
+                      col, 1)  # each cell prints its error: no colour bar beside the corruption names
     if len(nets) == 2:
         d = [[r - p for p, r in zip(errors[nets[0]][c], errors[nets[1]][c])] for c in rows][::-1]
         span = max(MIN_SPAN, max(abs(v) for row in d for v in row))
         fig.add_trace(go.Heatmap(z=d, x=sev, y=labels, zmin=-span, zmax=span, colorscale="RdBu_r", zmid=0,
                                  text=[[f"{round(v):+d}" for v in row] for row in d], texttemplate="%{text}",
-                                 colorbar=dict(title="Δ points", len=0.9),
+                                 colorbar=dict(title="Δ", len=0.3, y=0, yanchor="bottom"),
                                  hovertemplate="%{y}, severity %{x}<br>residual − plain: %{z:+.1f} points"
-                                               "<extra></extra>"), 1, 3)
-    fig.update_xaxes(title_text="severity", dtick=1)
-    return layout(fig, title, 90 + 26 * len(rows), legend="below")
+                                               "<extra></extra>"), 3, 1)
+    fig.update_xaxes(dtick=1)
+    fig.update_xaxes(title_text="severity", row=len(panels), col=1)
+    return layout(fig, title, (60 + 20 * len(rows)) * len(panels), legend="below")
 
 
 def depth_figure(rows: list[dict], title: str) -> go.Figure:
@@ -86,6 +88,8 @@ def depth_figure(rows: list[dict], title: str) -> go.Figure:
                 texttemplate="%{y:.1f}", hovertemplate="%{text}<br>%{y:.2f}%<extra></extra>"), 1, col)
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="depth", type="category")
-    fig.update_yaxes(title_text="error %", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(rangemode="tozero")
+    fig.update_yaxes(title_text="error % (log)", row=1, col=1)
+    for col in (1, 2):  # errors span 5-90%: a net that did not train (plain110, near chance) flattens nothing
+        fig.update_yaxes(type="log", row=1, col=col)
     return layout(fig, title, 360, legend="below")

@@ -2,7 +2,8 @@
 
     curves_figure           Fig. 6: training curves, two panels (plain | residual), train error
                             (running, augmented, as in Fig. 6) dashed and test error solid, one
-                            colour per depth in both panels, x = iterations, y = error %,
+                            colour per depth in both panels (one legend entry per depth, which
+                            toggles it in both), x = iterations, y = error %,
                             optional log y axis; series in the order given (shallow to deep)
     layer_responses_figure  Fig. 7: std of each 3x3 layer's BN output per layer index (in forward
                             order, or sorted by std descending as in Fig. 7 bottom)
@@ -35,10 +36,14 @@ def curves_figure(curves: dict, log_y: bool = False) -> go.Figure:
             label = TRAIN if split == "train_err" else TEST
             fig.add_trace(go.Scatter(
                 x=list(c.get("iter", [])), y=list(c.get(split, [])), mode="lines", name=f"{name} {LEGEND[split]}",
-                legendgroup=name, line=dict(color=colour[name], dash=dash, width=1.6 if dash == "dash" else 2.2),
-                connectgaps=True,
+                legendgroup=f"depth{c['depth']}", showlegend=False,
+                line=dict(color=colour[name], dash=dash, width=1.6 if dash == "dash" else 2.2), connectgaps=True,
                 hovertemplate=f"<b>{name}</b> {label}<br>iteration %{{x:,}}<br>%{{y:.2f}}%<extra></extra>",
             ), row=1, col=col)
+    for depth in sorted({c["depth"] for c in curves.values()}):  # the legend: one entry per depth, both panels
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{depth} layers", legendgroup=f"depth{depth}",
+                                 line=dict(color=next(colour[n] for n, c in curves.items() if c["depth"] == depth),
+                                           width=2.2), hoverinfo="skip"), row=1, col=1)
     fig.update_xaxes(title_text="iterations")
     fig.update_yaxes(title_text="error (%)", row=1, col=1)
     fig.update_yaxes(type="log" if log_y else "linear")
@@ -46,27 +51,34 @@ def curves_figure(curves: dict, log_y: bool = False) -> go.Figure:
         fig.update_yaxes(rangemode="tozero")
     if not curves:
         return empty("Training on CIFAR-10", "no training histories shipped yet", 440, "below")
-    return layout(fig, f"Training on CIFAR-10 (dashed: {TRAIN}; solid: {TEST})", 440, "below")
+    return layout(fig, f"Fig. 6 on CIFAR-10. Dashed: {TRAIN}; solid: {TEST}", 440, "below")
 
 
-def layer_responses_figure(data: dict, sorted_: bool = False) -> go.Figure:
+def layer_responses_figure(data: dict, sorted_: bool = False, failed=()) -> go.Figure:
     """{name: {"layers": [...], "std": [...], "kind"}} -> one line per model, x = layer index (1-based, in
-    forward order, or by std descending when sorted_), y = std of the layer response."""
+    forward order, or by std descending when sorted_), y = std of the layer response. Nets in `failed`
+    (those that did not train: their responses run orders of magnitude larger) are drawn on a right-hand
+    axis of their own, so they do not flatten the others."""
     if not data:
         return empty("Std of 3×3 layer responses", "no layer responses computed yet", 440, "below")
     fig = go.Figure()
     colour = colours(kinds(data))
+    apart = [n for n in data if n in set(failed)]
     for name in data:
         layers, std = list(data[name].get("layers", [])), list(data[name].get("std", []))
         pairs = list(zip(layers, std))
         if sorted_:
             pairs.sort(key=lambda p: -p[1])
+        own = name in apart
         fig.add_trace(go.Scatter(
             x=list(range(1, len(pairs) + 1)), y=[s for _, s in pairs], mode="lines+markers",
-            name=name, customdata=[n for n, _ in pairs], marker=dict(size=4),
-            line=dict(color=colour[name], width=2, dash=DASH[data[name]["kind"]]),
+            name=f"{name} (did not train; right axis)" if own else name, customdata=[n for n, _ in pairs],
+            marker=dict(size=4), yaxis="y2" if own else "y",
+            line=dict(color=colour[name], width=1 if own else 2, dash="dot" if own else DASH[data[name]["kind"]]),
             hovertemplate=f"<b>{name}</b><br>layer %{{x}} (%{{customdata}})<br>std %{{y:.3f}}<extra></extra>"))
     fig.update_xaxes(title_text="layer index (sorted by magnitude)" if sorted_ else "layer index (original)")
     fig.update_yaxes(title_text="std of layer response", rangemode="tozero")
-    return layout(fig, "Std of 3×3 layer responses (after BN, before ReLU/addition): plain warm, residual cool",
-                  440, "below")
+    if apart:
+        fig.update_layout(yaxis2=dict(title=dict(text=f"std, {', '.join(apart)}", font=dict(color="#999")),
+                                      overlaying="y", side="right", rangemode="tozero", showgrid=False))
+    return layout(fig, "Std of 3×3 layer responses: plain warm, residual cool", 440, "below")

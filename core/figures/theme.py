@@ -1,6 +1,6 @@
 """One look for every figure: template, font, palette, layout, and the empty-figure message.
 
-Plain nets are drawn in warm colours and residual nets in cool ones (colours), except in the
+Plain nets are drawn in reds and residual nets in blues, deeper darker (colours), except in the
 Fig. 6 curves, whose two panels pair plain-N and ResNet-N by one colour per depth (depth_colours);
 kind and depth come from the data (read from the model's spec upstream), never from a name.
 
@@ -21,9 +21,9 @@ import plotly.graph_objects as go
 
 TEMPLATE = "plotly_white"
 FONT = dict(family="Inter, Helvetica, Arial, sans-serif", size=13)
-PALETTE = {  # in order of appearance: callers pass series shallow to deep
-    "plain": ("#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#a50026"),
-    "residual": ("#1f77b4", "#17becf", "#2ca02c", "#9467bd", "#393b79", "#081d58"),
+PALETTE = {  # in order of appearance: callers pass series shallow to deep, so a deeper net is a darker shade
+    "plain": ("#fc9272", "#fb6a4a", "#ef3b2c", "#cb181d", "#99000d", "#67000d"),  # reds
+    "residual": ("#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b", "#041e42"),  # blues
     "vgg": ("#7f7f7f",),
 }
 DASH = {"plain": "dash", "residual": "solid", "vgg": "dot"}

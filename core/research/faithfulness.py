@@ -182,9 +182,10 @@ def captum_metrics(model, x: torch.Tensor, target: int, method: str, attr: np.nd
             "seconds": time.perf_counter() - t0}
 
 
-def study(model, x: torch.Tensor, methods, signs=SIGNS, progress=None) -> dict:
+def study(model, x: torch.Tensor, methods, signs=SIGNS, progress=None, start: int = 0) -> dict:
     """Per-image AUCs over x (N x C x H x W, normalised), each image explained for the net's own
-    prediction with the methods' default parameters (SmoothGrad's noise seeded per image), pixels
+    prediction with the methods' default parameters (SmoothGrad's noise seeded per image: image i of x
+    with seed start + i, so a study of images start.. continues one of images 0..start exactly), pixels
     ranked by each of `signs`: {"signs": {sign: {"deletion": {name: [N]}, "insertion": {...}}},
     "predicted": [N]}."""
     with _evaluating(model), torch.no_grad():
@@ -192,7 +193,7 @@ def study(model, x: torch.Tensor, methods, signs=SIGNS, progress=None) -> dict:
     out = {"signs": {s: {"deletion": {}, "insertion": {}} for s in signs}, "predicted": pred}
     for i, target in enumerate(pred):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(i)
+            torch.manual_seed(start + i)
             maps = attribute_all(model, x[i:i + 1], target, methods)[0]
         for sign in signs:
             for name, c in score(model, x[i:i + 1], target, maps, sign)["curves"].items():
@@ -242,9 +243,12 @@ def paired(residual: dict, plain: dict, boot: int = BOOTSTRAP) -> dict:
 
 def compare(stored: dict, plain: str, residual: str, sign: str) -> tuple[dict, dict, int]:
     """(rows {net: {"kind", **summary}}, paired residual - plain, number of images) of a stored study
-    ({net: study(...) + "kind", "n_images"}) for the pixels ranked by `sign`."""
-    if stored[plain]["labels"] != stored[residual]["labels"]:
+    ({net: study(...) + "kind", "labels"}) for the pixels ranked by `sign`, over the images both nets
+    have (a study that grows, one net ahead of the other, is compared on its common first images)."""
+    n = min(len(stored[plain]["labels"]), len(stored[residual]["labels"]))
+    if n == 0 or stored[plain]["labels"][:n] != stored[residual]["labels"][:n]:
         raise ValueError(f"{plain} and {residual} were studied on different images")
-    per = {n: stored[n]["signs"][sign] for n in (plain, residual)}
-    rows = {n: {"kind": stored[n]["kind"], **summary(per[n])} for n in (plain, residual)}
-    return rows, paired(per[residual], per[plain]), int(stored[residual]["n_images"])
+    per = {name: {curve: {m: v[:n] for m, v in stored[name]["signs"][sign][curve].items()}
+                  for curve in ("deletion", "insertion")} for name in (plain, residual)}
+    rows = {name: {"kind": stored[name]["kind"], **summary(per[name])} for name in (plain, residual)}
+    return rows, paired(per[residual], per[plain]), n

@@ -110,13 +110,14 @@ class Store:
         when it was computed, from which checkpoints, and whether it is current), from one read."""
         doc = self._doc(view)
         if doc is None:
-            return None, f"{view}: not precomputed (run `python -m core.research.precompute`)"
+            return None, f"{view}: not precomputed for these checkpoints"
         current = self._current(doc)
-        state = "current" if current else "STALE (checkpoints changed: run python -m core.research.precompute)"
+        state = "current" if current else "stale: the checkpoints changed since"
         if current and self.added(doc):
-            state += (f"; not yet computed for {', '.join(self.added(doc))}, shipped since "
-                      f"(python -m core.research.precompute --views {view} adds those of complete pairs)")
-        info = f"{view}: computed {doc['created']} from {', '.join(doc['stamp']) or 'fresh weights'} ({state})"
+            state += f"; not computed yet for {', '.join(self.added(doc))}"
+        names = list(doc["stamp"])
+        info = (f"Precomputed {doc['created'][:10]} from {len(names)} checkpoint{'s' * (len(names) != 1)} "
+                f"({state}).") if names else f"Precomputed {doc['created'][:10]} ({state})."
         return (doc["data"] if current else None), info
 
     def load(self, view: str):
@@ -188,10 +189,10 @@ def lesions(s: Settings, n_images: int = 2000, stored: dict | None = None):
 
 
 def surfaces(s: Settings, n_images: int = 500, steps: int = 11, span: float = 1.0, device=None):
-    """A steps x steps loss surface over [-span, span]^2 (direction seeds 0 and 1) of the deepest
-    shipped plain/residual pair, on the first n_images TRAINING images (the training objective), in
-    eval mode. The defaults (500 images, 11 x 11) are sized for a CPU; on a GPU use 1000 images, 21 x 21+."""
-    names = models.deepest_pair(f.name for f in checkpoints.list_folders(s.checkpoints)) or ()
+    """A steps x steps loss surface over [-span, span]^2 (direction seeds 0 and 1) of the pair the page
+    opens on (checkpoints.opening_pair), on the first n_images TRAINING images (the training objective), in eval mode.
+    The defaults (500 images, 11 x 11) are sized for a CPU; on a GPU use 1000 images, 21 x 21+."""
+    names = checkpoints.opening_pair(s.checkpoints) or ()
     if not names:
         return {}, []
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -239,43 +240,62 @@ def _faithfulness_settings() -> dict:
             "tie_seed": faithfulness.TIE_SEED, "baseline": faithfulness.BASELINE, "signs": list(faithfulness.SIGNS)}
 
 
-def _still_right(entry: dict, stamped: str | None, sha: str, labels: list[int]) -> bool:
-    """Whether a stored faithfulness entry is what faithfulness_study would compute now: made from
-    the same weights (sha256), on the same images (their labels, in order), with the same settings.
-    Entries stored before the settings were recorded are never kept."""
-    return (stamped == sha and entry.get("labels") == labels
-            and entry.get("settings") == _faithfulness_settings())
+def _continues(entry: dict, stamped: str | None, sha: str, labels: list[int]) -> bool:
+    """Whether a stored faithfulness entry is the start of what faithfulness_study computes now: made
+    from the same weights (sha256), with the same settings, on the first images of the same test set
+    (its labels a prefix of `labels`). Entries stored before the settings were recorded never are."""
+    have = entry.get("labels") or []
+    return (stamped == sha and entry.get("settings") == _faithfulness_settings()
+            and have == labels[:len(have)] and len(have) > 0)
 
 
-def faithfulness_study(s: Settings, n_images: int = 500, stored: dict | None = None):
+def _grown(old: dict, new: dict) -> dict:
+    """A faithfulness entry (old) followed by a study of the next images (new, faithfulness.study's)."""
+    if not old:
+        return new
+    signs = {s: {c: {m: old["signs"][s][c][m] + v for m, v in new["signs"][s][c].items()} for c in new["signs"][s]}
+             for s in new["signs"]}
+    return {"signs": signs, "predicted": old["predicted"] + new["predicted"]}
+
+
+def faithfulness_study(s: Settings, n_images: int = 500, stored: dict | None = None, chunk: int = 10, save=None):
     """Deletion and insertion AUCs of every attribution method (default parameters) and of the random
     order, per image, on the first n_images test images, for each net of every shipped plain/residual
-    pair; each image is explained for the net's own prediction, pixels ranked by each of
-    faithfulness.SIGNS. A net's entry in `stored` (the view's stored file: {"stamp", "format",
-    "data"}) is kept instead of recomputed while it is still right (_still_right)."""
+    pair, shallow pairs first; each image is explained for the net's own prediction, pixels ranked by
+    each of faithfulness.SIGNS. The study grows and resumes: a net's entry in `stored` (the view's
+    stored file: {"stamp", "format", "data"}) is kept while it continues what would be computed now
+    (_continues), and only its missing images are added, `chunk` at a time, each chunk handed to
+    `save(data, names)` (main writes the view then), so a stopped run loses at most one chunk and
+    the next run goes on from there. An entry with more images than n_images is kept whole."""
     shipped = {f.name for f in checkpoints.list_folders(s.checkpoints)}
     names = [n for d in models.DEPTHS for n in models.pair(d) if set(models.pair(d)) <= shipped]
     if not names:
         return {}, []
     x, y = load_split("test", s.data_dir)
-    x, y = torch.as_tensor(x[:n_images]), y[:n_images]
-    out = {}
+    x, labels = torch.as_tensor(x[:n_images]), y[:n_images].tolist()
     old, stamp = _stored(stored)
-    for name, ck in _loaded(s, names):
-        sha = ck.metrics.get("weights_sha256")
-        if name in old and _still_right(old[name], stamp.get(name), sha, y.tolist()):
-            out[name] = old[name]
+    shas = Store(s).stamp(names)
+    out = {n: old[n] for n in names if n in old and _continues(old[n], stamp.get(n), shas.get(n), y.tolist())}
+    for name, ck in sorted(_loaded(s, names), key=lambda nc: names.index(nc[0])):  # shallow pairs first
+        have = len(out[name]["labels"]) if name in out else 0
+        if have >= len(labels):
             _kept("faithfulness", name, "weights, images and settings")
             continue
-        t = time.perf_counter()
-
-        def progress(i, n):
-            if i % 50 == 0 or i == n:
-                print(f"faithfulness {name}: {i}/{n} images, {time.perf_counter() - t:.0f} s", flush=True)
-        res = faithfulness.study(ck.model, normalize(x, ck.normalization), list(METHODS), progress=progress)
-        out[name] = {**res, "labels": y.tolist(), "kind": ck.model.spec.kind, "depth": ck.model.spec.depth,
-                     "step": faithfulness.STEP, "n_images": int(len(y)), "settings": _faithfulness_settings(),
-                     "images": f"first {len(y)} of the CIFAR-10 test set", "seconds": round(time.perf_counter() - t, 1)}
+        if have:
+            print(f"faithfulness {name}: {have} images kept, continuing to {len(labels)}", flush=True)
+        prev = out.get(name)
+        t, spent = time.perf_counter(), (prev or {}).get("seconds", 0.0)
+        xn = normalize(x, ck.normalization)
+        for a in range(have, len(labels), chunk):
+            b = min(a + chunk, len(labels))
+            res = _grown(out.get(name), faithfulness.study(ck.model, xn[a:b], list(METHODS), start=a))
+            out[name] = {**res, "labels": labels[:b], "kind": ck.model.spec.kind, "depth": ck.model.spec.depth,
+                         "step": faithfulness.STEP, "n_images": b, "settings": _faithfulness_settings(),
+                         "images": f"first {b} of the CIFAR-10 test set",
+                         "seconds": round(spent + time.perf_counter() - t, 1)}
+            print(f"faithfulness {name}: {b}/{len(labels)} images, {time.perf_counter() - t:.0f} s", flush=True)
+            if save:
+                save(out, list(out))
     return out, list(out)
 
 
@@ -315,7 +335,7 @@ def robustness_study(s: Settings, n_images: int = 10_000, seed: int = 0, stored:
                           folder=str(folder), corruptions=names) if names else None
     out["official_note"] = (f"official CIFAR-10-C: {len(names)} of its {len(cifar10c.BENCHMARK)} benchmark "
                             f"corruptions, from {folder}") if names else \
-        "official CIFAR-10-C: not found (python -m core.engine.data download --cifar10c puts it in data/CIFAR-10-C)"
+        "official CIFAR-10-C: its files were not found when this study was computed"
     return out, list(nets)
 
 
@@ -337,6 +357,9 @@ def main(argv=None):
     ap.add_argument("--fresh", action="store_true",
                     help="recompute every net of the per-net views, faithfulness, lesion and robustness (by default "
                          "a net's stored entry is kept while its weights, images and settings are unchanged)")
+    ap.add_argument("--faithfulness-images", type=int, default=500, metavar="N",
+                    help="grow the faithfulness study to the first N test images of every pair (default 500); it "
+                         "is saved every 10 images per net, and a rerun continues where the last one stopped")
     a = ap.parse_args(argv)
     s = Settings.from_env(checkpoints=a.checkpoints, data_dir=a.data_dir, research=a.out)
     set_threads(s.threads)
@@ -345,7 +368,9 @@ def main(argv=None):
         t = time.perf_counter()
         try:
             reuse = view in Store.PER_NET and not a.fresh  # keep the entries still right
-            data, names = VIEWS[view](s, stored=store._doc(view)) if reuse else VIEWS[view](s)
+            extra = {"n_images": a.faithfulness_images,
+                     "save": lambda d, n: store.save(view, d, n)} if view == "faithfulness" else {}
+            data, names = VIEWS[view](s, stored=store._doc(view), **extra) if reuse else VIEWS[view](s, **extra)
         except DataMissingError as e:
             raise SystemExit(str(e)) from None
         path = store.save(view, data, names)

@@ -27,6 +27,10 @@ from core.serving.zoo import ModelUnavailable, Zoo
 
 LINE_IMAGES = 32  # test-sample images for the live 1-D landscape
 WANTED = [n for d in models.DEPTHS for n in models.pair(d)]  # every view's models, paper order
+PAGE_TABLE = {"model": "model", "train_err_eval": "train %", "test_err": "test %", "seeds": "runs",
+              "paper_err": "paper %"}  # phone-wide: what each is, in TABLE_LABEL; the verdicts are in the notes
+TABLE_LABEL = (f"Error in % ({study.HEADERS['train_err_eval']}; {study.HEADERS['test_err']}), the mean over the "
+               "runs (seeds) shipped; paper: Table 6's test error. Every column is in the CSV.")
 SOURCES = {"generated": "CIFAR-10-C-style (generated here)", "official": "official CIFAR-10-C"}
 
 
@@ -56,6 +60,25 @@ class Research:
             raise UserError(f"No current {view.replace('_', '-')} data: {info}")
         return data, info
 
+    def stored_depths(self, view: str, source: str = "generated") -> list[int]:
+        """The depths whose two nets are in VIEW's current stored data (faithfulness, or robustness's
+        `source` part): the choices its tab offers."""
+        data = self.store.load(view) or {}
+        if view == "robustness":
+            data = (data.get(source) or {}).get("nets") or {}
+        return [d for d in models.DEPTHS if set(models.pair(d)) <= set(data)]
+
+    def sources(self) -> list[str]:
+        """The corruption sources stored (the official set only where its files were found)."""
+        data = self.store.load("robustness") or {}
+        return [k for k in SOURCES if data.get(k)]
+
+    def opening_depth(self, view: str, source: str = "generated") -> int | None:
+        """The depth a stored view opens on: the page's (Zoo.default_depth) where it is stored, else
+        the deepest stored pair (None if there is none)."""
+        have = self.stored_depths(view, source)
+        return self.zoo.default_depth() if self.zoo.default_depth() in have else (have[-1] if have else None)
+
     def _csv(self, df) -> str:
         """The table as a CSV file named by its content (core.serving.files: written whole, shared by
         clicks with the same table)."""
@@ -64,26 +87,40 @@ class Research:
     def results(self):
         df = study.results_table(checkpoints.records(self.zoo.root))
         note = text.diagnosis(df.to_dict("records")) + "\n\n" + self._missing(df["model"])
-        table = df.drop(columns=["reference", "basis"]).round(3).rename(columns=study.HEADERS)
+        table = df[list(PAGE_TABLE)].round(2).rename(columns=PAGE_TABLE)  # phone-wide; every column in the CSV
         return table, note, self._csv(df.drop(columns="reference"))
 
-    def curves(self, log_y=False):
+    def curves(self, log_y=True):
         data = study.curves(checkpoints.records(self.zoo.root))
         return study_fig.curves_figure(data, log_y=bool(log_y)), self._missing(data)
 
     def layer_responses(self, sorted_=False):
         data, info = self._stored("layer_responses")
-        return study_fig.layer_responses_figure(data, sorted_=bool(sorted_)), info + "\n\n" + self._missing(data)
+        failed = [r.spec.name for r in checkpoints.records(self.zoo.root) if not models.trained(r.metrics.get(
+            "train_error_pct"))]
+        note = (f"{', '.join(failed)} did not train (training error near chance): drawn dotted, on the right-hand "
+                "axis, whose scale is its own." if set(failed) & set(data) else "")
+        return (study_fig.layer_responses_figure(data, sorted_=bool(sorted_), failed=failed),
+                "\n\n".join(n for n in (note, info, self._missing(data)) if n))
 
     def lesion(self):
         data, info = self._stored("lesion")
         return (probes.lesion_figure(data), probes.random_lesion_figure(data),
                 "\n\n".join([text.LESION_DEFINITION, *text.lesion_notes(data), info, self._missing(data)]))
 
+    def landscape_pair(self) -> tuple[str, str] | None:
+        """The pair of the stored 2-D surface (so the live line shows the same nets), else the pair the
+        page opens on, if shipped."""
+        stored = self.store.load("landscape")
+        if stored:
+            return models.deepest_pair(stored)
+        pair = models.pair(self.zoo.default_depth())
+        return pair if set(pair) <= set(self.zoo.shipped()) else None
+
     def landscape(self, kind="contour"):
         if kind not in ("contour", "surface"):
             raise UserError("kind must be 'contour' or 'surface'")
-        pair = models.deepest_pair(self.zoo.shipped())
+        pair = self.landscape_pair()
         if pair is None:
             raise UserError("The landscape needs a trained plain/residual pair; none is shipped yet.")
         x_u8, y = (a[:LINE_IMAGES] for a in self.zoo.test_sample())
@@ -110,10 +147,10 @@ class Research:
         surf, info = self._surface(kind)
         return KEEP, surf, info + "\n\n" + text.LIVE_LINE
 
-    def shattered(self, weights="trained", depth=20):
+    def shattered(self, weights="trained", depth=None):
         if weights not in ("trained", "init"):
             raise UserError("weights must be 'trained' or 'init'")
-        depth = check_depth(depth)
+        depth = self.zoo.default_depth() if depth in (None, "") else check_depth(depth)
         data, info = self.store.lookup("shattered")
         entry = (data or {}).get(f"{weights}{depth}")
         if entry and entry["lines"]:
@@ -140,8 +177,8 @@ class Research:
         if sign not in faithfulness.SIGNS:
             raise UserError(f"sign must be one of {list(faithfulness.SIGNS)}")
         data, info = self._stored("faithfulness")
-        pairs = [d for d in models.DEPTHS if set(models.pair(d)) <= set(data)]
-        depth = (pairs[-1] if pairs else None) if depth in (None, "") else check_depth(depth)
+        pairs = self.stored_depths("faithfulness")
+        depth = self.opening_depth("faithfulness") if depth in (None, "") else check_depth(depth)
         if depth not in pairs:
             raise UserError(f"No faithfulness study is stored for depth {depth}; stored: {pairs or 'none'}")
         plain, residual = models.pair(depth)
@@ -161,8 +198,8 @@ class Research:
         entry = data.get(source)
         if not entry:
             raise UserError(data.get("official_note") or f"No {SOURCES[source]} study is stored.")
-        pairs = [d for d in models.DEPTHS if set(models.pair(d)) <= set(entry["nets"])]
-        depth = (pairs[-1] if pairs else None) if depth in (None, "") else check_depth(depth)
+        pairs = self.stored_depths("robustness", source)
+        depth = self.opening_depth("robustness", source) if depth in (None, "") else check_depth(depth)
         if depth not in pairs:
             raise UserError(f"No corruption study is stored for depth {depth}; stored: {pairs or 'none'}")
         plain, residual = models.pair(depth)
@@ -175,7 +212,7 @@ class Research:
         per_depth = robustness_fig.depth_figure(nets, f"Clean error, mean corruption error (mCE) and their gap per "
                                                       f"depth, {what}")
         notes = [robustness_text.robustness_reading(cmp, titles, plain, residual, entry["n_images"], entry["label"]),
-                 robustness_text.DELTA, data.get("official_note", ""), info, self._missing(entry["nets"])]
+                 robustness_text.DELTA, data.get("official_note", "") if data.get("official") else "", info, self._missing(entry["nets"])]
         return heat, per_depth, table, "\n\n".join(n for n in notes if n)
 
     def vgg_vs_resnet(self, channels=64):

@@ -85,12 +85,22 @@ class Zoo:
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, str], Served] = {}
         self._listing: tuple[str, ...] | None = None
+        self._opening: int | None = None
 
     def shipped(self) -> list[str]:
         """Names with a checkpoint folder under the root; listed once, not on every request."""
         if self._listing is None:
             self._listing = tuple(f.name for f in checkpoints.list_folders(self.root))
         return list(self._listing)
+
+    def default_depth(self) -> int:
+        """The depth every view opens on: checkpoints.opening_pair's (the deepest pair where both nets
+        trained; a pair with a net that did not train, plain110, is shown but not opened on), else 56,
+        the paper's headline pair. Read once."""
+        if self._opening is None:
+            pair = checkpoints.opening_pair(self.root)
+            self._opening = models.get_spec(pair[0]).depth if pair else 56
+        return self._opening
 
     def untrained_mode(self) -> bool:
         """True when no checkpoint is shipped at all: then every model runs on fresh weights."""

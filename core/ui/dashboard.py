@@ -34,12 +34,8 @@ except ImportError:
 
 
 def default_depth(zoo: Zoo) -> int:
-    """56 (the paper's headline pair) unless trained pairs are shipped and 56 is not among them:
-    then the deepest shipped pair."""
-    pair = models.deepest_pair(zoo.shipped())
-    if pair is None or set(models.pair(56)) <= set(zoo.shipped()):
-        return 56
-    return models.get_spec(pair[0]).depth
+    """The depth the page opens on (Zoo.default_depth)."""
+    return zoo.default_depth()
 
 
 def _choices(zoo: Zoo, names):
@@ -56,26 +52,45 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
 
     def on_worker(fn):
         return _gpu(reply(lab.worker.wrap(fn)))
-    d = default_depth(zoo)
-    plain_d, residual_d = models.pair(d)
-    shown = examples()
     with gr.Blocks(title="ResNet lab") as demo:
         gr.Markdown("# ResNet lab: why skip connections matter\nPlain vs residual CIFAR-10 networks of He et al., "
-                    "*Deep Residual Learning for Image Recognition* (CVPR 2016), on the same image.")
+                    "*Deep Residual Learning for Image Recognition* (CVPR 2016).")
         gr.Markdown(text.banner(zoo.shipped()), elem_id="banner")
-        with gr.Row():
-            image = gr.Image(type="filepath", label="Image (any size; the nets see 32×32)", height=260,
-                             sources=["upload", "clipboard"], elem_id="upload")
-            with gr.Column():
-                depth = gr.Radio(list(models.DEPTHS), value=d, label="Depth (sets both models)")
-                plain = gr.Dropdown(_choices(zoo, PLAIN), value=plain_d, label="Plain model")
-                residual = gr.Dropdown(_choices(zoo, RESIDUAL), value=residual_d, label="Residual model")
-        if shown:
-            gr.Examples(shown, inputs=image, examples_per_page=16)
-        depth.input(lambda v: models.pair(int(v)), depth, [plain, residual], api_visibility="private",
-                    queue=False)
+        with gr.Tabs(overflow_behavior="wrap", elem_id="groups"):
+            with gr.Tab(text.GROUPS[0], elem_id="explore"):
+                _explore(zoo, lab, on_worker, default_depth(zoo))
+            with gr.Tab(text.GROUPS[1], elem_id="evidence") as evidence:
+                research_tabs(zoo, lab.worker, lab.files, evidence)
+        demo.load(None, js=page.FIT_PLOTS, api_visibility="private", queue=False)  # figures follow their width
+        demo.load(None, js=page.PIXELATED, api_visibility="private", queue=False)  # 32x32 images drawn as pixels
+    return demo, lab
+
+
+def _about(key: str):
+    """A tab's introduction (what to look at) and its longer explanation, folded."""
+    gr.Markdown(text.INTRO[key])
+    with gr.Accordion("About this view", open=False):
+        gr.Markdown(text.ABOUT[key])
+
+
+def _explore(zoo: Zoo, lab: Lab, on_worker, d: int):
+    """The image tabs: one upload, one pair of models, five views of them."""
+    plain_d, residual_d = models.pair(d)
+    shown = examples()
+    with gr.Row():
+        image = gr.Image(type="filepath", label="Image (any size; the nets see 32×32)", height=260,
+                         sources=["upload", "clipboard"], elem_id="upload")
+        with gr.Column():
+            depth = gr.Radio(list(models.DEPTHS), value=d, label="Depth (sets both models)")
+            plain = gr.Dropdown(_choices(zoo, PLAIN), value=plain_d, label="Plain model")
+            residual = gr.Dropdown(_choices(zoo, RESIDUAL), value=residual_d, label="Residual model")
+    if shown:
+        gr.Examples(shown, inputs=image, examples_per_page=16)
+    depth.input(lambda v: models.pair(int(v)), depth, [plain, residual], api_visibility="private",
+                queue=False)
+    with gr.Tabs(overflow_behavior="wrap"):
         with gr.Tab("Classify"):
-            gr.Markdown(text.INTRO["classify"])
+            _about("classify")
             go = gr.Button("Classify", variant="primary", elem_id="classify-btn")
             with gr.Row():
                 seen = gr.Image(label="What the nets see (32×32)", height=140, interactive=False)
@@ -85,7 +100,7 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
             go.click(on_worker(lab.classify), [image, plain, residual], [lab_p, lab_r, seen, info], api_name="classify",
                      preprocess=False, concurrency_id="models")
         with gr.Tab("Explain"):
-            gr.Markdown(text.INTRO["explain"])
+            _about("explain")
             with gr.Row():
                 method = gr.Dropdown(list(attribution.METHODS), value=EXPLAIN["method"], label="Method")
                 target = gr.Dropdown(["predicted", *CLASSES], value=EXPLAIN["target"], label="Target class")
@@ -130,7 +145,7 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
                         [faith_plot, faith_table, faith_info], api_name="faithfulness", preprocess=False,
                         concurrency_id="models")
         with gr.Tab("Corrupt"):
-            gr.Markdown(text.INTRO["corrupt"])
+            _about("corrupt")
             with gr.Row():
                 corruption = gr.Dropdown([(c.title, c.name) for c in corruptions.CORRUPTIONS.values()],
                                          value=CORRUPT["corruption"], label="Corruption")
@@ -156,7 +171,7 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
                 control(on_worker(corrupt.on_change), cor_in, cor_out, api_visibility="private", preprocess=False,
                         concurrency_id="models")
         with gr.Tab("Architecture"):
-            gr.Markdown(text.INTRO["architecture"])
+            _about("architecture")
             gr.Markdown(text.BLOCK_DIAGRAM)
             show = gr.Button("Show architecture", variant="primary", elem_id="arch-btn")
             # the figures' own titles say what each shows: no label floating over them
@@ -168,7 +183,7 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
             show.click(on_worker(lab.architecture), [image, plain, residual], [arch, fm_p, fm_r, arch_info],
                        api_name="architecture", preprocess=False, concurrency_id="models")
         with gr.Tab("Gradient flow"):
-            gr.Markdown(text.INTRO["gradient_flow"])
+            _about("gradient_flow")
             with gr.Row():
                 src = gr.Radio(["test batch", "uploaded image"], value=FLOW["source"], label="Input")
                 weights = gr.Radio(["init", "trained"], value=FLOW["weights"], label="Weights")
@@ -180,7 +195,3 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
             flow_info = gr.Markdown(elem_id="flow-info")
             flow_btn.click(on_worker(lab.gradient_flow), [image, src, weights, gdepth, bn], [flow_conv, flow_blocks, flow_info],
                            api_name="gradient_flow", preprocess=False, concurrency_id="models")
-        research_tabs(zoo, lab.worker, lab.files)
-        demo.load(None, js=page.FIT_PLOTS, api_visibility="private", queue=False)  # figures follow their width
-        demo.load(None, js=page.PIXELATED, api_visibility="private", queue=False)  # 32x32 images drawn as pixels
-    return demo, lab

@@ -6,12 +6,17 @@ another tab) is drawn at Plotly's default 700 px and stays so when the tab is sh
 resize skips hidden figures. FIT_PLOTS (app.py runs it once when the page loads, as a JS-only load
 event) watches every Plotly container with a ResizeObserver and redraws a figure whose width no
 longer matches its container's. tests/test_page_layout.py holds the page to it. PIXELATED (another
-JS-only load event) draws the Corrupt tab's 32x32 image at 128 px as blocks of pixels, not smoothed.
+JS-only load event) draws the Corrupt tab's 32x32 image at 128 px as blocks of pixels, not smoothed,
+and sets tables in a smaller type on a phone-wide page.
 """
 
 PIXELATED = """() => {
   const style = document.createElement('style');
-  style.textContent = '#corrupt-seen img { image-rendering: pixelated; width: 128px; height: 128px; object-fit: contain; }';
+  style.textContent = `#corrupt-seen img { image-rendering: pixelated; width: 128px; height: 128px; object-fit: contain; }
+@media (max-width: 600px) {
+  table td, table th, table td *, table th * { font-size: 12px !important; }
+  table td, table th { padding: 3px 4px !important; }
+}`;
   document.head.appendChild(style);
 }"""
 

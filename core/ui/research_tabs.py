@@ -20,7 +20,7 @@ import gradio as gr
 from core.engine import models
 from core.research import faithfulness
 from core.serving.reply import KEEP, UserError
-from core.serving.research import SOURCES, Research
+from core.serving.research import SOURCES, TABLE_LABEL, Research
 from core.serving.worker import Worker
 from core.serving.zoo import Zoo
 from core.ui import text
@@ -38,7 +38,8 @@ class View:
     button: str  # label; its elem_id is f"{elem}-btn"
     elem: str
     outputs: tuple[Callable[[], gr.components.Component], ...]
-    controls: tuple[Callable[[], gr.components.Component], ...] = field(default=())
+    controls: tuple[Callable[[Research], gr.components.Component], ...] = field(default=())  # made from
+    # the service, which knows what is stored and which depth the page opens on
     opens: str = ""
 
 
@@ -46,53 +47,70 @@ def _plot(elem=None):
     return lambda: gr.Plot(elem_id=elem, show_label=False)  # each figure's own title names it
 
 
+def _depth(view: str, label: str):
+    """A depth control offering only the depths `view` has stored, opening on Research.opening_depth."""
+    def make(r: Research):
+        have = r.stored_depths(view)
+        return gr.Radio(have, value=r.opening_depth(view), label=label, interactive=bool(have))
+    return make
+
+
 VIEWS = (
     View("results", "Results", "Show results", "results",
-         (lambda: gr.Dataframe(label="Shipped checkpoints", elem_id="results-table"), gr.Markdown,
+         (lambda: gr.Dataframe(label=TABLE_LABEL, elem_id="results-table", wrap=True), gr.Markdown,
           lambda: gr.File(label="Download as CSV"))),
     View("curves", "Training curves", "Show curves", "curves", (_plot("curves-plot"), gr.Markdown),
-         (lambda: gr.Checkbox(label="log y axis"),)),
+         (lambda r: gr.Checkbox(value=True, label="log y axis"),)),
     View("layer_responses", "Layer responses", "Show layer responses", "responses",
          (_plot("responses-plot"), gr.Markdown),
-         (lambda: gr.Checkbox(label="sorted by magnitude (Fig. 7 bottom)"),)),
+         (lambda r: gr.Checkbox(label="sorted by magnitude (Fig. 7 bottom)"),)),
     View("lesion", "Lesions", "Show lesion study", "lesion", (_plot("lesion-plot"), _plot(), gr.Markdown)),
     View("landscape", "Loss landscape", "Show landscape", "landscape", (_plot("landscape-plot"), _plot(), gr.Markdown),
-         (lambda: gr.Radio(["contour", "surface"], value="contour", label="2-D view"),), opens="stored_landscape"),
+         (lambda r: gr.Radio(["contour", "surface"], value="contour", label="2-D view"),), opens="stored_landscape"),
     View("shattered", "Shattered gradients", "Show gradients", "shattered", (_plot("shattered-plot"), gr.Markdown),
-         (lambda: gr.Radio(["trained", "init"], value="trained", label="Weights"),
-          lambda: gr.Radio(list(models.DEPTHS), value=20, label="Depth"))),
+         (lambda r: gr.Radio(["trained", "init"], value="trained", label="Weights"),
+          lambda r: gr.Radio(list(models.DEPTHS), value=r.zoo.default_depth(), label="Depth"))),
     View("faithfulness_study", "Attribution faithfulness", "Show faithfulness study", "study",
-         (_plot("study-plot"), lambda: gr.Dataframe(label="Mean AUC [95% bootstrap interval]", elem_id="study-table"),
+         (_plot("study-plot"), lambda: gr.Dataframe(label="Mean AUC [95% bootstrap interval]", elem_id="study-table",
+                                                     wrap=True),
           gr.Markdown),
-         (lambda: gr.Radio(list(models.DEPTHS), value=None, label="Depth (default: the deepest pair studied)"),
-          lambda: gr.Radio(list(faithfulness.SIGNS), value=faithfulness.SIGNS[0],
-                           label="Pixels ranked by (absolute: magnitude; all: signed, evidence for the class first)"))),
+         (_depth("faithfulness", "Depth (the pairs studied)"),
+          lambda r: gr.Radio(list(faithfulness.SIGNS), value=faithfulness.SIGNS[0],
+                             label="Pixels ranked by (absolute: magnitude; all: signed, evidence for the class "
+                                   "first)"))),
     View("robustness", "Corruptions", "Show corruption study", "robustness",
          (_plot("robustness-plot"), _plot("robustness-depth"),
-          lambda: gr.Dataframe(label="Mean error over the 5 severities", elem_id="robustness-table"), gr.Markdown),
-         (lambda: gr.Radio(list(models.DEPTHS), value=None, label="Depth (default: the deepest pair studied)"),
-          lambda: gr.Radio(list(SOURCES), value="generated", label="Source (official: CIFAR-10-C's own files)"))),
+          lambda: gr.Dataframe(label="Mean error over the 5 severities", elem_id="robustness-table", wrap=True),
+          gr.Markdown),
+         (_depth("robustness", "Depth (the pairs studied)"),
+          lambda r: gr.Radio([(SOURCES[k], k) for k in r.sources()], value=(r.sources() or [None])[0],
+                             label="Source", interactive=len(r.sources()) > 1))),
     View("vgg_vs_resnet", "VGG vs ResNet", "Compare", "vgg",
          (_plot("vgg-plot"), _plot(), lambda: gr.Dataframe(headers=["arch", "params", "multiply-adds"])),
-         (lambda: gr.Slider(1, 1024, value=64, step=1, label="Channels C (for the 3×3 stack calculator)"),)),
+         (lambda r: gr.Slider(1, 1024, value=64, step=1, label="Channels C (for the 3×3 stack calculator)"),)),
 )
 
 
-def research_tabs(zoo: Zoo, worker: Worker, files_dir):
-    """Add the research tabs to the gr.Blocks being built, one per VIEWS entry; each handler runs on
-    `worker`, and downloads are written under `files_dir`."""
+def research_tabs(zoo: Zoo, worker: Worker, files_dir, group=None):
+    """Add the research tabs to the gr.Blocks being built, one per VIEWS entry, in tabs that wrap onto
+    more rows rather than hide behind a menu; each handler runs on `worker`, and downloads are written
+    under `files_dir`. `group`, the tab holding them, shows the first view when it is selected."""
     handlers = Research(zoo, files_dir)
-    for view in VIEWS:
-        with gr.Tab(view.title) as tab:
-            gr.Markdown(text.INTRO[view.key])
-            with gr.Row(visible=bool(view.controls)):
-                controls = [make() for make in view.controls]
-            button = gr.Button(view.button, variant="primary", elem_id=f"{view.elem}-btn")
-            outputs = [make() for make in view.outputs]
-            button.click(reply(worker.wrap(getattr(handlers, view.key))), controls or None, outputs,
-                         api_name=view.key, concurrency_id="models")
-            tab.select(reply(worker.wrap(_on_open(getattr(handlers, view.opens or view.key), outputs))),
-                       controls or None, outputs, api_visibility="private", concurrency_id="models")
+    with gr.Tabs(overflow_behavior="wrap"):
+        for i, view in enumerate(VIEWS):
+            with gr.Tab(view.title) as tab:
+                gr.Markdown(text.INTRO[view.key])
+                with gr.Accordion("About this view", open=False):
+                    gr.Markdown(text.ABOUT[view.key])
+                with gr.Row(visible=bool(view.controls)):
+                    controls = [make(handlers) for make in view.controls]
+                button = gr.Button(view.button, variant="primary", elem_id=f"{view.elem}-btn")
+                outputs = [make() for make in view.outputs]
+                button.click(reply(worker.wrap(getattr(handlers, view.key))), controls or None, outputs,
+                             api_name=view.key, concurrency_id="models")
+                opened = reply(worker.wrap(_on_open(getattr(handlers, view.opens or view.key), outputs)))
+                for event in [tab.select] + ([group.select] if group is not None and i == 0 else []):
+                    event(opened, controls or None, outputs, api_visibility="private", concurrency_id="models")
 
 
 def _on_open(fn, outputs):

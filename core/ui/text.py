@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from core.research import faithfulness, shattered
 
-INTRO = {
+ABOUT = {  # each tab's longer explanation, in its "About this view" accordion
     "classify": "Both nets have the same layers and the same parameters; the residual one only adds each "
                 "block's input to its output, y = F(x) + x. In the paper (Table 6, Fig. 6) that is the "
                 "difference between ResNet-56 at 6.97% test error and a plain-56 that is worse than plain-20, "
@@ -74,6 +74,37 @@ INTRO = {
                      "parameters against 25C² for one 5×5 layer, and add a nonlinearity.",
 }
 
+
+INTRO = {  # one or two sentences per tab: what a visitor should look at
+    "classify": "Upload a photo (or pick an example) and press Classify: the two nets have the same layers and "
+                "parameters, and only the residual one adds each block's input to its output, y = F(x) + x.",
+    "explain": "Which pixels drive each net's decision. Compare where the two maps put their weight, then press "
+               "'Score every method' to see which map is most faithful to each net.",
+    "corrupt": "Which net breaks first? Pick a corruption and drag the severity: the chart follows each net's "
+               "confidence in its clean-image class.",
+    "architecture": "The same shapes, parameters and FLOPs in both nets, stage by stage; only the shortcut differs.",
+    "gradient_flow": "Look at the slope: a fresh deep plain net's gradients change by orders of magnitude "
+                     "from the last layer to the first, while the ResNet's stay level.",
+    "results": "Look down the training error column, plain nets first: a deeper net that is worse on the "
+               "training set itself shows the degradation problem (not overfitting). Then compare the ResNets.",
+    "curves": "Fig. 6: dashed lines are training error, solid lines test error, plain nets left, ResNets right. "
+              "In the paper, deeper plain nets sit higher and deeper ResNets lower: compare the order by depth.",
+    "layer_responses": "Fig. 7: how strongly each layer responds. The paper found residual layers respond "
+                       "more weakly than plain ones (residual functions close to zero): compare the two kinds.",
+    "lesion": "Delete one block and compare how far each net's error rises: Veit et al. (2016) found a ResNet "
+              "barely notices, and a plain net breaks.",
+    "landscape": "The loss around the trained weights of one pair: Li et al. (2018) found skip connections keep "
+                 "it a smooth bowl and deep plain nets rough. Compare the two surfaces.",
+    "shattered": "The gradient along a line between two images: Balduzzi et al. (2017) found a deep plain net's "
+                 "turns to noise (its autocorrelation falls fast) and a ResNet's stays smooth.",
+    "faithfulness_study": "Which explanation method to trust, for each net: low deletion and high insertion "
+                          "AUC mean a faithful map.",
+    "robustness": "The error of both nets on corrupted test images, per corruption and severity, and how the "
+                  "gap to the clean error grows with depth.",
+    "vgg_vs_resnet": "Why ResNet-34 costs 18% of VGG-19's multiply-adds, and why stacks of 3×3 layers.",
+}
+
+GROUPS = ("Explore an image", "The paper's evidence")  # the two top-level tabs
 
 BLOCK_DIAGRAM = """
 ```
