@@ -138,7 +138,8 @@ def calls(pair):
 
 def wait_warm(root, log):
     """Until the app's log says "warm-up: done" (at once for a checkout without a warm-up)."""
-    if "warm_up" not in (Path(root) / "app.py").read_text():
+    launch = [Path(root) / "app.py", Path(root) / "core" / "ui" / "launch.py"]  # where the warm-up is called
+    if not any(p.is_file() and "warm_up" in p.read_text() for p in launch):
         return
     deadline = time.time() + 300
     while "warm-up: done" not in log.read_text():

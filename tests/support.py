@@ -275,12 +275,17 @@ BAD = {
 
 
 def open_tab(page, name):
-    """Click a page's tab (Playwright), from the tab bar or, when it does not fit, from Gradio's
-    "More tabs" overflow menu."""
+    """Click a page's tab (Playwright), opening the top-level group that holds it first (core.ui.text.GROUPS).
+    Every tab bar wraps onto more rows instead of hiding tabs behind a menu, so a tab is either visible
+    or in the other group."""
+    from core.ui.text import GROUPS
+
     tab = page.get_by_role("tab", name=name, exact=True)
     if not (tab.count() and tab.first.is_visible()):
-        page.locator("button[aria-label='More tabs']").click()
-        tab = page.locator(".overflow-dropdown button").get_by_text(name, exact=True)
+        for group in GROUPS:
+            page.get_by_role("tab", name=group, exact=True).click()
+            if tab.first.is_visible():
+                break
     tab.first.click()
 
 

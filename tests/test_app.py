@@ -18,6 +18,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from core.engine import checkpoints
 from core.engine.checkpoints import list_folders
 from tests.support import BAD, ROOT, running_app
 from tests.support import EXAMPLES as EX
@@ -96,7 +97,8 @@ def test_classify_a_cifar_cat_with_the_shipped_pair(client):
         assert im.size == (128, 128)  # what the nets see (32 x 32), shown 4x
     for name in SHIPPED:  # each model's line: its name and its own measured test error
         err = _metrics(name)["test_error_pct"]
-        assert re.search(rf"`{name}`: test error \*\*{err:.2f}%\*\*", info), info
+        assert re.search(rf"`{name}`: test error \*\*{err:.2f}%\*\*.*: the served run, seed {_metrics(name)['seed']} ",
+                         info), info  # which run the number is, beside the Results tab's mean over seeds
     assert len(info.split("\n\n")) == 2
 
 
@@ -340,8 +342,7 @@ def _props(config, **match):
 def test_the_page_names_the_shipped_checkpoints(server):
     config, shipped = _config(server), _shipped_models()
     assert _props(config, elem_id="banner")["value"] == "Trained checkpoints: " + ", ".join(f"`{n}`" for n in shipped)
-    pairs = [d for d in DEPTHS if {f"plain{d}", f"resnet{d}"} <= set(shipped)]
-    depth = 56 if 56 in pairs else pairs[-1]  # 56 (the paper's) where trained, else the deepest trained pair
+    depth = checkpoints.trained_pairs()[-1]  # the deepest pair where both nets trained (plain110 did not)
     assert _props(config, label="Depth (sets both models)")["value"] == depth
     for label, names in (("Plain model", PLAIN), ("Residual model", RESIDUAL)):
         props = _props(config, label=label)

@@ -52,10 +52,10 @@ def test_walk_through_the_five_tabs(page):
     assert re.match(r"Residual cat cat \d+%", _text(page.locator("#label-residual")))
     info = _text(page.locator("#classify-info"))
     for name in (PLAIN, RESIDUAL):
-        assert re.search(rf"{name}: test error \d+\.\d\d% \(train error \(eval pass, clean\) \d+\.\d\d%\)", info), info
+        assert re.search(rf"{name}: test error \d+\.\d\d% \(train error \(eval pass, clean\) \d+\.\d\d%\): the served run, seed 0", info), info
     page.screenshot(path=SHOTS / "1-classify.png", full_page=True)
 
-    page.get_by_role("tab", name="Explain").click()
+    open_tab(page, "Explain")
     page.locator("#explain-btn").click()
     page.locator("#attr-residual img").first.wait_for()
     page.locator("#attr-plain img").first.wait_for()
@@ -145,7 +145,7 @@ def _upload_and_read_the_message(page, path: Path, click: bool) -> str:
     for close in page.locator(".toast-close").all():  # no message left over from an earlier case
         close.click()
     page.locator(".toast-body").first.wait_for(state="detached")
-    page.get_by_role("tab", name="Classify").click()
+    open_tab(page, "Classify")
     page.locator("#upload input[type=file]").set_input_files(str(path))
     if click:
         page.locator("#classify-btn").click()

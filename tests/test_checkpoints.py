@@ -220,3 +220,24 @@ def test_records_read_metrics_seeds_and_history_and_skip_broken_folders(tmp_path
     r = recs[0]
     assert r.metrics["test_error_pct"] == 8.36 and [m["test_error_pct"] for m in r.runs] == [8.36, 8.0]
     assert r.history and r.history[-1]["iter"] == 64000.0
+
+
+def test_views_open_on_the_deepest_pair_where_both_nets_trained(tmp_path):
+    """A pair with a net whose training error is near chance (plain110 ends at about 82%) is shown but not
+    opened on: the deepest pair where both trained is, from the metrics shipped, whatever they say."""
+    for name in ("plain20", "resnet20", "plain32", "resnet32"):
+        shutil.copytree(ck.DEFAULT_ROOT / name, tmp_path / name)
+    assert ck.trained_pairs(tmp_path) == [20, 32] and ck.opening_pair(tmp_path) == ("plain32", "resnet32")
+    m = tmp_path / "plain32" / ck.METRICS
+    m.write_text(json.dumps({**json.loads(m.read_text()), "train_error_pct": 81.8}))
+    assert ck.trained_pairs(tmp_path) == [20] and ck.opening_pair(tmp_path) == ("plain20", "resnet20")
+    m.write_text(json.dumps({**json.loads(m.read_text()), "train_error_pct": 44.9}))  # under half of chance (90%)
+    assert ck.trained_pairs(tmp_path) == [20, 32]
+    for name in ("plain20", "resnet20"):
+        m = tmp_path / name / ck.METRICS
+        m.write_text(json.dumps({**json.loads(m.read_text()), "train_error_pct": 90.0}))
+    m = tmp_path / "plain32" / ck.METRICS
+    m.write_text(json.dumps({**json.loads(m.read_text()), "train_error_pct": 45.0}))
+    assert ck.trained_pairs(tmp_path) == [] and ck.opening_pair(tmp_path) == ("plain32", "resnet32")  # none trained:
+    # the deepest shipped pair
+    assert ck.opening_pair(tmp_path / "none") is None

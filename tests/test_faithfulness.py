@@ -155,3 +155,20 @@ def test_study_records_each_sign_for_every_image(net):
         assert set(per["deletion"]) == {"Saliency", "Occlusion", F.RANDOM}
         assert all(len(v) == 2 for v in per["insertion"].values())
     assert res["signs"]["absolute"]["deletion"][F.RANDOM] == res["signs"]["all"]["deletion"][F.RANDOM]
+
+
+def test_a_growing_study_is_compared_on_the_images_both_nets_have():
+    """One net ahead of the other (the precompute grows net by net): the pair is compared on their
+    common first images, and images that differ are refused."""
+    r = F.RANDOM
+
+    def entry(kind, dele, labels):
+        curves = {"deletion": {"m": dele, r: [0.5] * len(dele)}, "insertion": {"m": [0.6] * len(dele), r: [0.3] * len(dele)}}
+        return {"kind": kind, "labels": labels, "signs": {"absolute": curves}}
+    stored = {"p": entry("plain", [0.3, 0.3, 0.9], [1, 2, 3]), "q": entry("residual", [0.2, 0.2], [1, 2])}
+    rows, diff, n = F.compare(stored, "p", "q", "absolute")
+    assert n == 2 and rows["p"]["deletion"]["m"]["mean"] == pytest.approx(0.3)  # the plain net's 3rd image left out
+    assert diff["deletion"]["m"]["mean"] == pytest.approx(-0.1)
+    stored["q"]["labels"] = [1, 5]
+    with pytest.raises(ValueError, match="different images"):
+        F.compare(stored, "p", "q", "absolute")

@@ -87,8 +87,17 @@ def test_faithfulness_view_on_a_subset(tmp_path, cifar_dir, monkeypatch):
     del doc["data"]["resnet20"]["settings"]  # stored before settings were recorded
     precompute.faithfulness_study(s, n_images=2, stored=doc)
     assert [c.spec.name for c in computed] == ["resnet20", "plain20", "resnet20"]
-    precompute.faithfulness_study(s, n_images=3, stored=store._doc("faithfulness"))  # other images: both again
-    assert [c.spec.name for c in computed][3:] == ["plain20", "resnet20"]
+    data, names = precompute.faithfulness_study(s, n_images=2)  # both fresh, then grown by one image each
+    store.save("faithfulness", data, names)
+    saved = []
+    grown, _ = precompute.faithfulness_study(s, n_images=3, stored=store._doc("faithfulness"),
+                                             save=lambda d, n: saved.append({k: v["n_images"] for k, v in d.items()}))
+    assert [c.spec.name for c in computed][3:] == ["plain20", "resnet20"] * 2  # the fresh pair, then the growth
+    assert saved == [{"plain20": 3, "resnet20": 2}, {"plain20": 3, "resnet20": 3}]  # each chunk saved: resumable
+    fresh, _ = precompute.faithfulness_study(s, n_images=3)  # the grown study is the one computed in one go
+    strip = {k: {f: v for f, v in e.items() if f != "seconds"} for k, e in grown.items()}
+    assert strip == {k: {f: v for f, v in e.items() if f != "seconds"} for k, e in fresh.items()}
+    assert grown["resnet20"]["n_images"] == 3 and grown["resnet20"]["labels"] == [3, 8, 8]
     shutil.rmtree(tmp_path / "plain20")  # no complete pair: nothing to compare
     assert precompute.faithfulness_study(Settings(checkpoints=tmp_path, data_dir=cifar_dir)) == ({}, [])
 

@@ -82,7 +82,7 @@ def test_precomputed_views_render_from_shipped_assets(client, view, args, traces
     out = client.predict(*args, api_name=view)
     assert len(_fig(out[0])["data"]) == traces
     if isinstance(out[-1], str):
-        assert "computed" in out[-1] and "STALE" not in out[-1]
+        assert "computed" in out[-1] and "stale" not in out[-1]
 
 
 def test_lesion_shows_downsampling_blocks_apart(client):

@@ -28,10 +28,18 @@ import math
 import numbers
 import threading
 import time
+import warnings
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
+
+# Captum's notices that it hooks the model's activations for one call and removes the hooks after it:
+# true of every DeepLift and Guided Backprop call here, so they say nothing (the app logged them on every
+# call). Only these two messages are silenced; any other warning from Captum still shows.
+CAPTUM_NOTICES = ("Setting backward hooks on ReLU activations", "Setting forward, backward hooks and attributes on non-linear")
+for _notice in CAPTUM_NOTICES:
+    warnings.filterwarnings("ignore", message=_notice, category=UserWarning)
 
 
 @dataclass(frozen=True)

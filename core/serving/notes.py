@@ -54,8 +54,9 @@ def describe(served) -> str:
         return f"`{served.name}`: **untrained** (fresh He initialisation, seed 0)"
     m = served.metrics
     return (f"`{served.name}`: test error **{m['test_error_pct']:.2f}%** "
-            f"({MEASURES['train_err_eval']} {_pct(m.get('train_error_pct'))}), "
-            f"{m['iterations']:,} iterations on {m.get('device', '?')}")
+            f"({MEASURES['train_err_eval']} {_pct(m.get('train_error_pct'))}): the served run, seed "
+            f"{m.get('seed', '?')} ({m.get('precision', '?')}), {m['iterations']:,} iterations on "
+            f"{m.get('device', '?')}; the Results tab shows the mean over every shipped seed")
 
 
 def unavailable(name: str, why: str) -> str:

@@ -1,9 +1,10 @@
 """The one boundary between the service layer and Gradio: reply(fn) runs a service handler and turns
-its UserError into Gradio's error (the page shows the message; show_error=False hides any other
-exception's) and its KEEP outputs into Gradio's skip (the component keeps what it shows)."""
+its UserError into Gradio's error (the page shows the message, and the log one line without a
+traceback; show_error=False hides any other exception's) and its KEEP outputs into Gradio's skip (the component keeps what it shows)."""
 from __future__ import annotations
 
 import functools
+import logging
 
 import gradio as gr
 
@@ -20,7 +21,8 @@ def reply(fn):
     def handler(*args, **kwargs):
         try:
             out = fn(*args, **kwargs)
-        except UserError as e:
-            raise gr.Error(str(e)) from None
+        except UserError as e:  # expected: one log line, no traceback
+            logging.getLogger("resnet_lab").info("%s: %s", getattr(fn, "__name__", "handler"), e)
+            raise gr.Error(str(e), print_exception=False) from None
         return tuple(_shown(v) for v in out) if isinstance(out, tuple) else _shown(out)
     return handler
