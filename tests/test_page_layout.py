@@ -155,10 +155,10 @@ def test_every_tab_fits_the_window(browser, server, width, height):
                     page.locator(result).first.wait_for()
                 wait_for(lambda: _drawn(page) >= plots, TIMEOUT, f"{plots} plots on the {tab} tab")
                 _idle(page, tab)
+            _shot(page, f"{width}-{tab}")  # first: a failed claim below has its picture
             _check_figures(page, tab)
             _no_sideways_scroll(page, tab)
             _every_tab_in_view(page, tab)
-            _shot(page, f"{width}-{tab}")
     finally:
         page.close()
 

@@ -68,8 +68,9 @@ def architecture_figure(rows_by_model: dict[str, list[dict]], kind: dict[str, st
             for r in (1, 2, 3):
                 fig.add_vrect(x0=start - 0.5, x1=j - 0.5, fillcolor=STAGE_FILL.get(stage, "rgba(0,0,0,0.05)"),
                               line_width=0, layer="below", row=r, col=1)
-            fig.add_annotation(x=(start + j - 1) / 2, y=1.0, xref="x", yref="y domain", text=stage,
-                               showarrow=False, font=dict(size=11, color="#555"), yanchor="bottom")
+            fig.add_annotation(x=(start + j - 1) / 2, y=0.98, xref="x", yref="y domain", text=stage,
+                               showarrow=False, font=dict(size=11, color="#555"), yanchor="top")  # inside the
+            # panel: above it the subplot title stands
             start = j
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=order, tickangle=-60,
                      tickfont=dict(size=9))

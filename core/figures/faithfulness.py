@@ -2,7 +2,8 @@
 
     curves_figure(data, method)   deletion (left) and insertion (right) curves of one method for each
                                   net, in the net's colour, with its random-order curve dotted; the
-                                  legend gives each curve's AUC
+                                  legend (one entry per net and order, toggling both panels) gives
+                                  the deletion AUC, each trace's name and hover its own
     methods_figure(rows, title)   methods x nets: deletion AUC (left, lower is better) and insertion
                                   AUC (right, higher is better), one bar per net and method, the
                                   random order last; error bars where the rows carry intervals
@@ -28,7 +29,7 @@ RANDOM = "random order"
 
 def curves_figure(data: dict, method: str, title: str | None = None) -> go.Figure:
     """Deletion and insertion curves of `method` and of the random order, per net."""
-    title = title or f"{method}: class probability as pixels are removed or revealed ({BETTER})"
+    title = title or f"{method}: the class probability as pixels are removed (deletion) or revealed (insertion)"
     if not data:
         return empty(title, "no curves (no model available)")
     fig = make_subplots(rows=1, cols=2, subplot_titles=PANELS)
@@ -40,7 +41,8 @@ def curves_figure(data: dict, method: str, title: str | None = None) -> go.Figur
                 label = f"{net}: {name}"
                 fig.add_trace(go.Scatter(
                     x=d["fraction"], y=c[curve], mode="lines", name=f"{label} ({curve} AUC {c[f'{curve}_auc']:.3f})",
-                    line=dict(color=colour[net], dash=dash, width=width), legendgroup=f"{net}{name}{curve}",
+                    line=dict(color=colour[net], dash=dash, width=width), legendgroup=f"{net}{name}",
+                    showlegend=curve == "deletion",  # one entry per net and order; it toggles both panels
                     hovertemplate=f"{label}<br>{curve}: %{{x:.0%}} of pixels<br>p = %{{y:.3f}}<extra></extra>"),
                     1, col)
     fig.update_xaxes(title_text="fraction of pixels", tickformat=".0%", range=[0, 1])

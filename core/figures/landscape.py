@@ -32,6 +32,10 @@ def _log10(v: float) -> float:
     return math.log10(v) if v > 0 and math.isfinite(v) else float("nan")
 
 
+COLORBAR = dict(title=dict(text="log10 loss", side="top"), orientation="h", x=0.5, xanchor="center", y=-0.28,
+                yanchor="top", thickness=12, len=0.8)  # below the panels: on a phone they keep the width
+
+
 def landscape_surface_figure(surfaces: dict[str, dict], kind: str = "contour") -> go.Figure:
     """{model: landscape.surface(...)} -> one panel per model, side by side: contour of log10(loss)
     on a shared colour scale (kind="contour") or a 3-D surface of log10(loss) (kind="surface")."""
@@ -49,7 +53,7 @@ def landscape_surface_figure(surfaces: dict[str, dict], kind: str = "contour") -
         s = surfaces[name]
         # loss[i][j] is at (alpha_i, beta_j): plotly's z[row][col] is (y, x), so y = alpha, x = beta
         common = dict(x=s["beta"], y=s["alpha"], z=z_all[name], colorscale="Viridis", cmin=zmin, cmax=zmax,
-                      showscale=col == n, colorbar=dict(title="log10 loss"),
+                      showscale=col == n, colorbar=COLORBAR,
                       hovertemplate="alpha %{y:.2f}, beta %{x:.2f}: log10 loss %{z:.3f}<extra>" + name + "</extra>")
         if kind == "contour":
             common.pop("cmin"), common.pop("cmax")

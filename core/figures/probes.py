@@ -98,7 +98,7 @@ def shattered_figure(lines: dict[str, dict], max_lag: int = 50,
     colour = colours(kinds(lines))
     fig = make_subplots(rows=2, cols=1, vertical_spacing=0.14,
                         subplot_titles=("g(t) = d logit / dt, divided by its std",
-                                        "autocorrelation of g (white noise: ~0 beyond lag 0)"))
+                                        "autocorrelation of g"))  # short: it fits a phone
     for name, line in lines.items():
         g = np.asarray(line["g"], dtype=np.float64)
         sd = g.std()
@@ -113,5 +113,5 @@ def shattered_figure(lines: dict[str, dict], max_lag: int = 50,
     fig.update_xaxes(title_text="t  (x = (1-t)·a + t·b)", row=1, col=1)
     fig.update_yaxes(title_text="g / std(g)", row=1, col=1)
     fig.update_xaxes(title_text="lag (points)", row=2, col=1)
-    fig.update_yaxes(title_text="autocorrelation", range=[-1.05, 1.05], row=2, col=1)
+    fig.update_yaxes(title_text="autocorrelation (noise: ~0)", range=[-1.05, 1.05], row=2, col=1)
     return layout(fig, title, 640)
