@@ -55,9 +55,15 @@ def net():
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """The app as users start it (log: a pytest tmp file); yields its URL."""
-    with running_app(tmp_path_factory.mktemp("app") / "app.log") as (url, _):
+def server_log(tmp_path_factory):
+    """Where the session's app writes its log."""
+    return tmp_path_factory.mktemp("app") / "app.log"
+
+
+@pytest.fixture(scope="session")
+def server(server_log):
+    """The app as users start it (log: server_log); yields its URL."""
+    with running_app(server_log) as (url, _):
         yield url
 
 

@@ -11,6 +11,7 @@ the next request still works.
 import json
 import math
 import re
+import time
 import urllib.request
 
 import pytest
@@ -20,7 +21,7 @@ from PIL import Image
 
 from core.engine import checkpoints
 from core.engine.checkpoints import list_folders
-from tests.support import BAD, ROOT, running_app
+from tests.support import BAD, ROOT, running_app, wait_for
 from tests.support import EXAMPLES as EX
 
 METHODS = ["Saliency", "Integrated Gradients", "SmoothGrad", "Guided Backprop", "DeepLift", "Grad-CAM",
@@ -395,6 +396,23 @@ def test_bad_uploads_get_a_message_and_the_app_keeps_working(client, tmp_path, c
     ok = client.predict(handle_file(str(EX / "cifar_ship.png")), "plain20", "resnet20", api_name="/classify")
     _check_label(ok[1])
     assert ok[1]["label"] == "ship"
+
+
+@pytest.mark.parametrize("args, api_name, message", [
+    ((None, "plain20", "resnet20"), "/classify", "Upload an image first"),  # an image endpoint's own check
+    ((5000,), "/vgg_vs_resnet", "channels must be between 1 and 1024"),  # a research view: a value the page does
+    ((99, "absolute"), "/faithfulness_study", "depth must be one of"),  # not offer, checked by the service
+])
+def test_an_expected_user_error_logs_one_line_and_no_traceback(client, server_log, args, api_name, message):
+    before = server_log.read_text()
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name=api_name)
+    wait_for(lambda: message in server_log.read_text()[len(before):], 10, "the error's log line")
+    time.sleep(0.5)  # anything Gradio would print after it
+    new = server_log.read_text()[len(before):]
+    assert [line for line in new.splitlines() if message in line] == [
+        next(line for line in new.splitlines() if "resnet_lab INFO:" in line and message in line)], new
+    assert "Traceback" not in new, new
 
 
 EXPLAIN_REFUSALS = [

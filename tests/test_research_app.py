@@ -13,6 +13,7 @@ from gradio_client.exceptions import AppError
 
 from core.engine import checkpoints, models
 from core.research.precompute import Store
+from core.serving.research import PAGE_TABLE, TABLE_LABEL
 from core.settings import Settings
 from core.ui.research_tabs import VIEWS
 
@@ -47,9 +48,12 @@ def test_results_table_and_csv(client):
     assert float(by["resnet20"]["test_err"]) == pytest.approx(mean["test_error_pct"], abs=1e-9)
     assert float(by["resnet20"]["train_err_eval"]) == pytest.approx(mean["train_error_pct"], abs=1e-9)
     assert float(by["resnet20"]["train_err_running"]) > float(by["resnet20"]["train_err_eval"])
-    # the table shows both training errors under their one name each
-    assert {"train error (running, augmented, as in Fig. 6)", "train error (eval pass, clean)",
-            "test error"} <= set(table["headers"])
+    # the page's table is phone-wide: short headers, which its label names (one name per measure), and
+    # every column in the CSV
+    assert table["headers"] == list(PAGE_TABLE.values())
+    assert "train error (eval pass, clean)" in TABLE_LABEL and "mean over the runs (seeds)" in TABLE_LABEL
+    pct = {r[0]: r[table["headers"].index("test %")] for r in table["data"]}
+    assert pct["resnet20"] == pytest.approx(round(mean["test_error_pct"], 2))
     assert "Degradation vs overfitting" in diag and "- `resnet20` (nothing shallower shipped)" in diag
     unshipped = [n for d in models.DEPTHS for n in models.pair(d) if n not in SHIPPED]  # none, as it stands
     if unshipped:
@@ -62,7 +66,9 @@ def test_results_table_and_csv(client):
 
 def test_curves(client):
     fig, note = client.predict(False, api_name="/curves")
-    assert sorted(_names(fig)) == sorted(f"{n} {s}" for n in SHIPPED for s in ("train (running, augmented)", "test"))
+    depths = sorted({models.get_spec(n).depth for n in SHIPPED})
+    assert sorted(_names(fig)) == sorted([f"{n} {s}" for n in SHIPPED for s in ("train (running, augmented)", "test")]
+                                         + [f"{d} layers" for d in depths])  # the legend: one entry per depth
     unshipped = [n for d in models.DEPTHS for n in models.pair(d) if n not in SHIPPED]
     assert note == (f"Not shipped yet (missing from this view): {', '.join(unshipped)}." if unshipped else "")
     fig_log, _ = client.predict(True, api_name="/curves")
@@ -100,9 +106,10 @@ def test_lesion_shows_downsampling_blocks_apart(client):
 
 def test_landscape_line_is_live(client):
     line, surface, info = client.predict("contour", api_name="/landscape")
-    assert _names(line) == list(models.deepest_pair(SHIPPED)) and len(_fig(line)["data"][0]["x"]) == 13
+    assert _names(line) == list(checkpoints.opening_pair()) and len(_fig(line)["data"][0]["x"]) == 13
     assert [t["type"] for t in _fig(surface)["data"]] == ["contour", "contour"]
-    assert info.startswith("landscape: computed") and "(current)" in info
+    assert list(Store(Settings()).load("landscape")) == list(checkpoints.opening_pair())  # the surface: the same pair
+    assert info.startswith("Precomputed") and "(current)" in info
 
 
 @pytest.mark.parametrize("weights, depth, names", [("trained", 20, ["plain20 (trained)", "resnet20 (trained)"]),
@@ -135,32 +142,39 @@ def test_faithfulness_study_reads_the_stored_per_image_aucs(client, sign):
 
     stored = Store(Settings()).load("faithfulness")
     assert stored is not None, "stale or missing: run python -m core.research.precompute --views faithfulness"
-    fig, table, note = client.predict(None, sign, api_name="/faithfulness_study")  # None: the deepest pair
-    plain, residual = "plain20", "resnet20"
+    fig, table, note = client.predict(None, sign, api_name="/faithfulness_study")  # None: the page's pair, if stored
+    pairs = [d for d in models.DEPTHS if set(models.pair(d)) <= set(stored)]
+    opening = models.get_spec(checkpoints.opening_pair()[0]).depth
+    plain, residual = models.pair(opening if opening in pairs else pairs[-1])
     assert table["headers"] == ["method", "curve", plain, residual, f"Δ vs own random order: {residual} − {plain}"]
     assert len(table["data"]) == 2 * 8  # 7 methods and the random order, deletion and insertion
-    per = stored[residual]["signs"][sign]
-    assert stored[residual]["n_images"] >= 500 and len(per["deletion"]["Saliency"]) == stored[residual]["n_images"]
+    n = min(len(stored[name]["labels"]) for name in (plain, residual))  # the images both nets have
+    assert all(len(stored[name]["labels"]) >= 100 for d in pairs for name in models.pair(d))  # at least 100 per pair
+    per = {c: {m: v[:n] for m, v in stored[residual]["signs"][sign][c].items()} for c in ("deletion", "insertion")}
     row = next(r for r in table["data"] if r[0] == "Integrated Gradients" and r[1] == "deletion")
-    mean = sum(per["deletion"]["Integrated Gradients"]) / len(per["deletion"]["Integrated Gradients"])
+    mean = sum(per["deletion"]["Integrated Gradients"]) / n
     assert row[3].startswith(f"{mean:.3f} [")  # the residual net's mean deletion AUC, with its interval
-    diff = faithfulness.paired(stored[residual]["signs"][sign], stored[plain]["signs"][sign])
+    first = {name: {c: {m: v[:n] for m, v in stored[name]["signs"][sign][c].items()} for c in ("deletion", "insertion")}
+             for name in (plain, residual)}
+    diff = faithfulness.paired(first[residual], first[plain])
     ig = diff['deletion']['Integrated Gradients']
     assert row[4] == f"{ig['mean']:.3f} [{ig['low']:.3f}, {ig['high']:.3f}]"
     assert [t["name"] for t in _fig(fig)["data"]] == [plain, plain, residual, residual]
-    assert note.startswith(f"**Reading:** on {stored[residual]['n_images']} test images, each net against its own "
+    assert note.startswith(f"**Reading:** on {n} test images, each net against its own "
                            f"random order, `{residual}`'s maps are more faithful for ")
-    with pytest.raises(AppError, match="No faithfulness study is stored for depth 110"):
-        client.predict(110, sign, api_name="/faithfulness_study")
+    absent = [d for d in models.DEPTHS if d not in pairs]
+    for d in absent[-1:]:
+        with pytest.raises(AppError, match=f"No faithfulness study is stored for depth {d}"):
+            client.predict(d, sign, api_name="/faithfulness_study")
 
 
 @pytest.mark.parametrize("args, api, message", [
-    (("init", 21), "/shattered", "not in the list of choices"),
-    ((5000,), "/vgg_vs_resnet", "maximum"),
-    (("pie",), "/landscape", "not in the list of choices"),
+    (("init", 21), "/shattered", "depth must be one of"),
+    ((5000,), "/vgg_vs_resnet", "channels must be between 1 and 1024"),
+    (("pie",), "/landscape", "kind must be 'contour' or 'surface'"),
 ])
 def test_bad_research_parameters_are_refused(client, args, api, message):
-    with pytest.raises(AppError, match=message):  # Gradio checks choices and ranges itself
+    with pytest.raises(AppError, match=message):  # the service checks every value itself (preprocess=False)
         client.predict(*args, api_name=api)
 
 
@@ -209,9 +223,9 @@ def test_robustness_reads_the_stored_study(client):
 
     stored = Store(Settings()).load("robustness")
     assert stored is not None, "stale or missing: run python -m core.research.precompute --views robustness"
-    heat, depth, table, note = client.predict(None, "generated", api_name="/robustness")  # None: the deepest pair
+    heat, depth, table, note = client.predict(None, "generated", api_name="/robustness")  # None: the page's pair
     gen = stored["generated"]
-    plain, residual = models.deepest_pair(gen["nets"])
+    plain, residual = checkpoints.opening_pair()  # stored: every shipped net is in the study
     assert table["headers"] == ["corruption", "family", f"{plain} error %", f"{residual} error %", "Δ error [95%]",
                                 "Δ degradation [95%]"]
     assert len(table["data"]) == len(gen["errors"][plain]) + 2  # each corruption, all of them, clean
@@ -228,7 +242,7 @@ def test_robustness_reads_the_stored_study(client):
     assert note.startswith(f"**Reading:** on {n:,} test images (CIFAR-10-C-style (generated here); the mean over its "
                            f"12 corruptions × 5 severities), `{residual}` errs {s['mce']:.1f}% against `{plain}`'s ")
     if stored["official"] is None:
-        with pytest.raises(AppError, match="official CIFAR-10-C: not found"):
+        with pytest.raises(AppError, match="No official CIFAR-10-C study is stored"):
             client.predict(None, "official", api_name="/robustness")
     absent = [d for d in models.DEPTHS if not set(models.pair(d)) <= set(gen["nets"])]
     if absent:

@@ -197,7 +197,8 @@ class Research:
         data, info = self._stored("robustness")
         entry = data.get(source)
         if not entry:
-            raise UserError(data.get("official_note") or f"No {SOURCES[source]} study is stored.")
+            raise UserError(f"No {SOURCES[source]} study is stored (its files were not found when the study was "
+                            f"computed); the choices are {self.sources()}.")
         pairs = self.stored_depths("robustness", source)
         depth = self.opening_depth("robustness", source) if depth in (None, "") else check_depth(depth)
         if depth not in pairs:

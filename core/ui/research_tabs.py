@@ -106,11 +106,14 @@ def research_tabs(zoo: Zoo, worker: Worker, files_dir, group=None):
                     controls = [make(handlers) for make in view.controls]
                 button = gr.Button(view.button, variant="primary", elem_id=f"{view.elem}-btn")
                 outputs = [make() for make in view.outputs]
+                # preprocess=False: the service checks every value itself, so a value the page does not
+                # offer (an API call's) is its UserError, one log line, not Gradio's traceback
                 button.click(reply(worker.wrap(getattr(handlers, view.key))), controls or None, outputs,
-                             api_name=view.key, concurrency_id="models")
+                             api_name=view.key, concurrency_id="models", preprocess=False)
                 opened = reply(worker.wrap(_on_open(getattr(handlers, view.opens or view.key), outputs)))
                 for event in [tab.select] + ([group.select] if group is not None and i == 0 else []):
-                    event(opened, controls or None, outputs, api_visibility="private", concurrency_id="models")
+                    event(opened, controls or None, outputs, api_visibility="private", concurrency_id="models",
+                          preprocess=False)
 
 
 def _on_open(fn, outputs):
