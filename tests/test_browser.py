@@ -52,7 +52,8 @@ def test_walk_through_the_five_tabs(page):
     assert re.match(r"Residual cat cat \d+%", _text(page.locator("#label-residual")))
     info = _text(page.locator("#classify-info"))
     for name in (PLAIN, RESIDUAL):
-        assert re.search(rf"{name}: test error \d+\.\d\d% \(train error \(eval pass, clean\) \d+\.\d\d%\): the served run, seed 0", info), info
+        assert re.search(rf"{name}: test error \d+\.\d\d% \(train error \(eval pass, clean\) \d+\.\d\d%\): "
+                         r"the served run, seed 0", info), info
     page.screenshot(path=SHOTS / "1-classify.png", full_page=True)
 
     open_tab(page, "Explain")

@@ -213,7 +213,8 @@ class Research:
         per_depth = robustness_fig.depth_figure(nets, f"Clean error, mean corruption error (mCE) and their gap per "
                                                       f"depth, {what}")
         notes = [robustness_text.robustness_reading(cmp, titles, plain, residual, entry["n_images"], entry["label"]),
-                 robustness_text.DELTA, data.get("official_note", "") if data.get("official") else "", info, self._missing(entry["nets"])]
+                 robustness_text.DELTA, data.get("official_note", "") if data.get("official") else "", info,
+                 self._missing(entry["nets"])]
         return heat, per_depth, table, "\n\n".join(n for n in notes if n)
 
     def vgg_vs_resnet(self, channels=64):

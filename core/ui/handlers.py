@@ -1,6 +1,7 @@
 """The one boundary between the service layer and Gradio: reply(fn) runs a service handler and turns
 its UserError into Gradio's error (the page shows the message, and the log one line without a
-traceback; show_error=False hides any other exception's) and its KEEP outputs into Gradio's skip (the component keeps what it shows)."""
+traceback; show_error=False hides any other exception's) and its KEEP outputs into Gradio's skip (the
+component keeps what it shows)."""
 from __future__ import annotations
 
 import functools
