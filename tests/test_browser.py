@@ -12,11 +12,10 @@ import pytest
 from core.engine import models
 from core.serving.zoo import Zoo
 from core.settings import Settings
-from core.ui.dashboard import default_depth
 from tests.support import BAD, ROOT, SHOTS, open_tab, wait_for
 
 results = []  # (case, message shown), for the closing note
-PLAIN, RESIDUAL = models.pair(default_depth(Zoo(Settings())))  # the page's default pair
+PLAIN, RESIDUAL = models.pair(Zoo(Settings()).default_depth())  # the page's default pair
 
 
 @pytest.fixture(scope="module")

@@ -99,9 +99,7 @@ def test_warm_up_follows_the_served_page_and_every_step_succeeds(fresh_app):
     from core.engine import models
     from core.serving.zoo import Zoo
     from core.settings import Settings
-    from core.ui.dashboard import default_depth
-
-    plain, residual = models.pair(default_depth(Zoo(Settings())))  # the page's default pair
+    plain, residual = models.pair(Zoo(Settings()).default_depth())  # the page's default pair
     assert f"warm-up: 9 steps for {plain} + {residual}" in lines[warm[0]]
 
 

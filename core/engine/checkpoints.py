@@ -309,10 +309,14 @@ def records(root=DEFAULT_ROOT) -> list[Record]:
     return out
 
 
+def trained_names(root=DEFAULT_ROOT) -> list[str]:
+    """The shipped nets that trained (models.trained on the training error of their metrics.json)."""
+    return [r.spec.name for r in records(root) if models.trained(r.metrics.get("train_error_pct"))]
+
+
 def trained_pairs(root=DEFAULT_ROOT) -> list[int]:
-    """The depths of models.DEPTHS whose plain and residual nets are both shipped and trained
-    (models.trained on the training error of their metrics.json), shallow first."""
-    ok = {r.spec.name for r in records(root) if models.trained(r.metrics.get("train_error_pct"))}
+    """The depths of models.DEPTHS whose plain and residual nets are both shipped and trained, shallow first."""
+    ok = set(trained_names(root))
     return [d for d in models.DEPTHS if set(models.pair(d)) <= ok]
 
 

@@ -96,8 +96,7 @@ class Research:
 
     def layer_responses(self, sorted_=False):
         data, info = self._stored("layer_responses")
-        failed = [r.spec.name for r in checkpoints.records(self.zoo.root) if not models.trained(r.metrics.get(
-            "train_error_pct"))]
+        failed = [n for n in self.zoo.shipped() if n not in self.zoo.trained()]
         note = (f"{', '.join(failed)} did not train (training error near chance): drawn dotted, on the right-hand "
                 "axis, whose scale is its own." if set(failed) & set(data) else "")
         return (study_fig.layer_responses_figure(data, sorted_=bool(sorted_), failed=failed),

@@ -86,6 +86,7 @@ class Zoo:
         self._loaded: dict[tuple[str, str], Served] = {}
         self._listing: tuple[str, ...] | None = None
         self._opening: int | None = None
+        self._trained: tuple[str, ...] | None = None
 
     def shipped(self) -> list[str]:
         """Names with a checkpoint folder under the root; listed once, not on every request."""
@@ -101,6 +102,12 @@ class Zoo:
             pair = checkpoints.opening_pair(self.root)
             self._opening = models.get_spec(pair[0]).depth if pair else 56
         return self._opening
+
+    def trained(self) -> list[str]:
+        """The shipped nets that trained (checkpoints.trained_names); read once."""
+        if self._trained is None:
+            self._trained = tuple(checkpoints.trained_names(self.root))
+        return list(self._trained)
 
     def untrained_mode(self) -> bool:
         """True when no checkpoint is shipped at all: then every model runs on fresh weights."""

@@ -33,11 +33,6 @@ except ImportError:
         return fn
 
 
-def default_depth(zoo: Zoo) -> int:
-    """The depth the page opens on (Zoo.default_depth)."""
-    return zoo.default_depth()
-
-
 def _choices(zoo: Zoo, names):
     return [(f"{n}" + ("" if zoo.untrained_mode() or n in zoo.shipped() else " (no checkpoint yet)"), n)
             for n in names]
@@ -58,7 +53,7 @@ def build(settings: Settings) -> tuple[gr.Blocks, Lab]:
         gr.Markdown(text.banner(zoo.shipped()), elem_id="banner")
         with gr.Tabs(overflow_behavior="wrap", elem_id="groups"):
             with gr.Tab(text.GROUPS[0], elem_id="explore"):
-                _explore(zoo, lab, on_worker, default_depth(zoo))
+                _explore(zoo, lab, on_worker, zoo.default_depth())
             with gr.Tab(text.GROUPS[1], elem_id="evidence") as evidence:
                 research_tabs(zoo, lab.worker, lab.files, evidence)
         demo.load(None, js=page.FIT_PLOTS, api_visibility="private", queue=False)  # figures follow their width

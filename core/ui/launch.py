@@ -8,7 +8,7 @@ import core
 from core.engine import models
 from core.serving.lab import Lab, examples
 from core.settings import Settings, set_threads
-from core.ui.dashboard import MAX_FILE_SIZE, build, default_depth
+from core.ui.dashboard import MAX_FILE_SIZE, build
 
 
 def from_settings(settings: Settings) -> tuple[gr.Blocks, Lab]:
@@ -29,7 +29,7 @@ def serve(demo: gr.Blocks, lab: Lab, settings: Settings):
         server_name=settings.host, server_port=settings.port, max_file_size=MAX_FILE_SIZE, show_error=False,
         prevent_thread_lock=True)
     shown = examples()
-    lab.warm_up(*models.pair(default_depth(lab.zoo)), shown[0] if shown else None)
+    lab.warm_up(*models.pair(lab.zoo.default_depth()), shown[0] if shown else None)
     demo.block_thread()
 
 
