@@ -24,7 +24,7 @@ after the warm-up, and classify end to end with a server-side profile.
    end-to-end p50 less the server's spans: HTTP, SSE, the download and gradio_client itself.
 --root runs another checkout's app.py (`git worktree add /tmp/old REV`) for parts 3-5: the "before"
 of a change (spans that checkout does not log are left out). Model timings are weight-independent,
-so fresh He-initialised weights stand in for missing ones. Prints Markdown tables for the README.
+so fresh He-initialised weights stand in for missing ones. Prints Markdown tables for docs/measurements.md.
 """
 import argparse
 import concurrent.futures

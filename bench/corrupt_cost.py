@@ -1,4 +1,4 @@
-"""The cost of the Corrupt tab on this machine, per corruption (the README's table comes from this output).
+"""The cost of the Corrupt tab on this machine, per corruption (docs/measurements.md's table comes from this output).
 
     python -m bench.corrupt_cost [--repeats 5] [--depths 20 110] [--json OUT.json]
 

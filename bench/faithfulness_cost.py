@@ -1,5 +1,5 @@
 """The cost of the Explain tab's faithfulness outputs on this machine, per method, per net, at depths
-20 and 110 (the README's table comes from this script's output).
+20 and 110 (docs/measurements.md's table comes from this script's output).
 
     python -m bench.faithfulness_cost [--repeats 3] [--depths 20 110] [--json OUT.json]
 

@@ -16,7 +16,7 @@ Reports failures, p50/p95 latency per endpoint, throughput and the server's peak
 (VmHWM from /proc, over the whole launch). Requests queue: model events run one at a time on the
 app's worker thread, so under 20 users latency is mostly waiting. Users start once the app's
 logged warm-up is done. --root runs another checkout's app.py (`git worktree add /tmp/old REV`):
-the "before" of a change. Numbers go in the README.
+the "before" of a change. Numbers go in docs/measurements.md.
 """
 import argparse
 import json

@@ -7,7 +7,7 @@ Runs core.engine.train.train() itself (same loader, augmentation, optimiser and 
 images, and reports steady-state img/s: the rate between the middle and the last history rows,
 so start-up and torch.compile warm-up are left out. Modes: "eager-fp32" everywhere; on CUDA also
 "bf16+channels_last" and, with --compile, "bf16+channels_last+compile". Needs only torch and numpy,
-so it runs on the GPU machines. Results are printed as a Markdown table for the README. Under
+so it runs on the GPU machines. Results are printed as a Markdown table for docs/measurements.md. Under
 torchrun every rank trains (core.engine.distributed: batch split over the ranks) and rank 0 reports the
 rate of the whole global batch.
 """

@@ -125,7 +125,7 @@ def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup"), affinity: int | None = None
 
 def set_threads(n: int | None = None) -> int:
     """Threads = n, else the CPU quota; also flush denormals to zero: a fresh deep plain net in eval
-    mode shrinks its activations into denormal floats, which made it 10-100x slower."""
+    mode shrinks its activations into denormal floats, which made it far slower (docs/measurements.md)."""
     n = int(n or cpu_quota())
     torch.set_num_threads(n)
     torch.set_flush_denormal(True)

@@ -1,6 +1,7 @@
 """Shared fixtures, and only fixtures (plain helpers are in tests/support.py). CIFAR-10 comes from
 data/ (or $CIFAR10_DIR); if it is not there, it is rebuilt from ../shared/cifar10 (CI, offline) or
 downloaded (online); without either, the data tests skip, and under CI ($CI true) they fail."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +79,7 @@ def client(server):
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny batches gain nothing from intra-op threads, and on a shared 2-core box OpenMP spin-waits
-    made the small-model tests 10-15x slower (4 s vs 60 s). Restored afterwards for other files."""
+    made the small-model tests many times slower. Restored afterwards for other files."""
     from core.serving.zoo import one_thread as single
 
     with single():
@@ -87,15 +88,40 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def browser(server):
-    """Headless Debian chromium under Playwright (support.CHROMIUM, support.BROWSER_ARGS); skips where
-    either is not installed. screenshots/ (git-ignored) exists for the tests' pictures."""
-    from tests.support import BROWSER_ARGS, CHROMIUM, SHOTS
+    """Headless Debian chromium under Playwright (support.CHROMIUM, support.BROWSER_ARGS); where either is
+    not installed, skips, or fails under CI (support.require_browser). screenshots/ (git-ignored) exists
+    for the tests' pictures."""
+    from tests.support import BROWSER_ARGS, CHROMIUM, SHOTS, require_browser
 
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    sync_api = require_browser()
     SHOTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         yield b
         b.close()
+
+
+LANES = ("slow", "e2e", "audit")  # the markers of the lanes other than the default one (pyproject.toml)
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test belongs to one lane at most, so that running every lane runs it once."""
+    for item in items:
+        lanes = [m.name for m in item.iter_markers() if m.name in LANES]
+        if len(set(lanes)) > 1:
+            raise pytest.UsageError(f"{item.nodeid} is in more than one lane: {sorted(set(lanes))}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI ($CI true) nothing may skip but what needs a GPU: any other skip is reported as a failure,
+    so that no lane can go green by skipping (a missing dataset, browser or tool fails the run)."""
+    from tests.support import ci
+
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and ci() and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if not re.search(r"\b(GPU|CUDA)\b", reason):
+            report.outcome = "failed"
+            report.longrepr = f"skipped under CI=true, where only tests that need a GPU may skip: {reason}"

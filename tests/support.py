@@ -198,6 +198,22 @@ def require_cifar(path, environ=None):
     pytest.skip(CIFAR_MISSING)
 
 
+def require_browser(environ=None):
+    """playwright.sync_api, where it and Debian chromium (CHROMIUM) are installed. Without either, fail
+    under CI (a CI run must not pass by skipping every browser test, as with CIFAR-10) and skip elsewhere."""
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing = "playwright is not installed (pip install playwright)"
+    else:
+        if Path(CHROMIUM).is_file():
+            return sync_api
+        missing = f"Debian chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
+    if ci(environ):
+        pytest.fail(f"{missing}; $CI is set, so this fails instead of skipping", pytrace=False)
+    pytest.skip(missing)
+
+
 # ---------------------------------------------------------------- hostile uploads
 
 def image_bytes(mode="RGB", size=(64, 48), fmt="PNG", **save) -> bytes:

@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -180,12 +179,10 @@ def test_missing_rendezvous_fails_before_training(tmp_path, rank):
     r = run([sys.executable, *_cli(tmp_path / "o")], env=base, timeout=120)
     assert r.returncode != 0 and "no rendezvous: MASTER_ADDR and MASTER_PORT not set" in r.stderr
     port = free_port()
-    start = time.monotonic()
     r = run([sys.executable, *_cli(tmp_path / "o", "--dist-timeout", "3")], timeout=120,
             env={**base, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     assert r.returncode != 0, r.stderr[-2000:]
     assert f"rank {rank} of 2: no rendezvous with the other ranks at 127.0.0.1:{port} within 3 s" in r.stderr
-    assert time.monotonic() - start < 90
     assert not (tmp_path / "o").exists()
 
 

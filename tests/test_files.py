@@ -31,19 +31,25 @@ def test_readers_never_see_a_partial_file_while_many_threads_write_it(tmp_path):
     truncated and rewrote in place (as gradio.processing_utils.save_pil_to_cache does) fails this."""
     data = np.random.default_rng(0).bytes(2 << 20)
     path = Path(tmp_path / hashlib.sha256(data).hexdigest() / "big.bin")
-    seen, stop = [], threading.Event()
+    seen, returned, errors, stop = [], [], [], threading.Event()
 
-    def write():
-        for _ in range(20):
-            path.unlink(missing_ok=True)  # force a real write each time, not the "already there" path
-            assert files.publish(data, tmp_path, "big.bin") == str(path)
+    def write():  # an assert here would only be a thread warning: collect, and assert below
+        try:
+            for _ in range(20):
+                path.unlink(missing_ok=True)  # force a real write each time, not the "already there" path
+                returned.append(files.publish(data, tmp_path, "big.bin"))
+        except BaseException as e:
+            errors.append(e)
 
     def read():
-        while not stop.is_set():
-            try:
-                seen.append(len(path.read_bytes()))
-            except FileNotFoundError:
-                pass
+        try:
+            while not stop.is_set():
+                try:
+                    seen.append(len(path.read_bytes()))
+                except FileNotFoundError:
+                    pass
+        except BaseException as e:
+            errors.append(e)
     readers = [threading.Thread(target=read) for _ in range(2)]
     writers = [threading.Thread(target=write) for _ in range(16)]
     for t in readers + writers:
@@ -53,6 +59,8 @@ def test_readers_never_see_a_partial_file_while_many_threads_write_it(tmp_path):
     stop.set()
     for t in readers:
         t.join()
+    assert not errors, errors
+    assert returned == [str(path)] * (16 * 20)
     assert seen and set(seen) == {len(data)}
     assert path.read_bytes() == data and [p.name for p in path.parent.iterdir()] == ["big.bin"]
 

@@ -54,8 +54,28 @@ def test_probe_one_packed_run_on_cpu():
                         "--images", "512", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got["k"] == 2 and got["s_per_step"] > 0
-    assert got["img_per_s"] == pytest.approx(2 * 128 / got["s_per_step"], rel=1e-3)
+    assert (got["depth"], got["k"], got["impl"], got["mode"]) == (20, 2, "grouped", "eager")
+    assert got["s_per_step"] > 0 and got["r20_img_per_s"] == got["img_per_s"] > 0  # depth 20: resnet20 images
+
+
+def test_probe_rates_come_from_the_steady_stretch_of_the_history(monkeypatch):
+    """tools.probe.one's numbers, on a stand-in trainer whose history has known times: a slow start (as
+    torch.compile gives), then 0.25 s per step. The rate is read between the middle and the last rows,
+    so the start is left out: 0.25 s per step; 2 members x 128 images / 0.25 s = 1,024 img/s; a 56-layer
+    image is 3 resnet20 images (54 / 18): 3,072."""
+    import core.engine.train_packed
+    from core.engine import checkpoints
+    from tools.probe import one
+
+    def stand_in(specs, recipe, train, test, out, options):
+        assert [(s.name, s.seed) for s in specs] == [("resnet56", 0), ("plain56", 0)] and options.impl == "grouped"
+        rows = [{"iter": i, "wall_s": 20.0 if i == recipe.eval_every else 50.0 + 0.25 * i}  # 20, 54, 56, ... s
+                for i in range(recipe.eval_every, recipe.iters + 1, recipe.eval_every)]
+        (Path(out) / specs[0].name).mkdir()
+        (Path(out) / specs[0].name / checkpoints.HISTORY).write_bytes(checkpoints.history_csv(rows))
+    monkeypatch.setattr(core.engine.train_packed, "train_packed", stand_in)
+    got = one(56, 2, "grouped", "eager", 64, "cpu", 256)
+    assert (got["s_per_step"], got["img_per_s"], got["r20_img_per_s"]) == (0.25, 1024.0, 3072.0), got
 
 
 def test_train_skip_names_the_real_reason(tmp_path):

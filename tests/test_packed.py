@@ -3,7 +3,8 @@
 - One step, in float64: logits, losses, gradients, BN running statistics, updated weights and
   momentum buffers of every member equal K separate torch.optim.SGD steps to 1e-12, for a
   plain+residual pair, three seeds of one model, a 110-layer member in warm-up (lr 0.01) beside
-  one at lr 0.1, and members at different iterations; both implementations (vmap: one kind).
+  one at lr 0.1, and members at different iterations (of both kinds, and plain alone); both
+  implementations (vmap: the packs of one kind; it refuses the others).
 - The same step in float32: logits, losses and BN statistics to 1e-5. (Gradients are not compared
   in fp32: a grouped kernel rounds differently in the 7th digit, and a ReLU input that close to zero
   can change side, which moves a gradient by one element's share; float64 shows the packing itself
@@ -38,7 +39,18 @@ CASES = {  # name: [(model, seed, lr, separate steps taken before the packed one
     "three seeds": [("resnet20", 0, 0.1, 0), ("resnet20", 1, 0.1, 0), ("resnet20", 2, 0.1, 0)],
     "warm-up beside lr 0.1": [("resnet110", 0, 0.01, 0), ("plain110", 0, 0.1, 0)],
     "different iterations": [("plain20", 0, 0.1, 3), ("resnet20", 1, 0.01, 0), ("plain20", 2, 0.001, 1)],
+    "plain seeds, different iterations": [("plain20", 0, 0.1, 2), ("plain20", 1, 0.01, 0)],
 }
+
+
+def _kinds_agree(members):
+    return len({models.get_spec(m[0]).residual for m in members}) == 1
+
+
+# every case under the grouped implementation; under vmap, the cases of one kind (it refuses the others:
+# test_vmap_refuses_a_pack_of_both_kinds)
+GRID = [(case, impl) for case in CASES for impl in packed.IMPLS if impl != "vmap" or _kinds_agree(CASES[case])]
+MIXED = [case for case in CASES if not _kinds_agree(CASES[case])]
 
 
 def _separate(members, dtype, batch=8):
@@ -75,16 +87,9 @@ def _packed_step(nets, opts, data, impl):
     return logits.detach(), losses.detach(), grads, params, buffers, opt.bufs
 
 
-def _kinds_agree(members):
-    return len({models.get_spec(m[0]).residual for m in members}) == 1
-
-
-@pytest.mark.parametrize("impl", packed.IMPLS)
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case, impl", GRID)
 def test_one_step_equals_separate_steps_fp64(case, impl):
     members = CASES[case]
-    if impl == "vmap" and not _kinds_agree(members):
-        pytest.skip("vmap packs hold one kind")
     nets, opts, data = _separate(members, torch.float64)
     logits, losses, grads, params, buffers, bufs = _packed_step(nets, opts, data, impl)
     tol = dict(rtol=0, atol=1e-12)
@@ -147,8 +152,16 @@ def test_plan_groups_by_depth_option_and_kind():
     assert plan(runs, max_k=2)[:2] == [[("resnet20", 0), ("plain20", 0)], [("resnet20", 1)]]
     with pytest.raises(ValueError, match="cannot share a pack"):
         packed.stack([models.build("resnet20"), models.build("resnet32")])
-    with pytest.raises(ValueError, match="one kind"):
-        packed.Packed(models.get_spec("resnet20"), torch.tensor([1.0, 0.0]), "vmap")
+
+
+@pytest.mark.parametrize("case", MIXED)
+def test_vmap_refuses_a_pack_of_both_kinds(case):
+    """The mixed cases of the grid: vmap refuses them with a message naming the way out; grouped takes them."""
+    nets = [models.build(name) for name, *_ in CASES[case]]
+    scale = packed.shortcut_scale(nets)
+    with pytest.raises(ValueError, match=r"the vmap pack needs members of one kind .*use the grouped implementation"):
+        packed.Packed(nets[0].spec, scale, "vmap")
+    assert packed.Packed(nets[0].spec, scale, "grouped").mixed
 
 
 def _subset(cifar, n_train, n_test):

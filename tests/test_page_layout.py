@@ -181,15 +181,3 @@ def test_figures_drawn_while_their_tab_is_hidden_fill_it_when_shown(browser, ser
         _shot(page, "1440-gradient-flow-drawn-hidden")
     finally:
         page.close()
-
-
-def test_the_readme_shows_the_page_at_both_sizes():
-    """The README's two screenshots (taken by the walk above, copied to assets/): the page at the desktop's
-    width and at the phone's, both present and linked."""
-    from PIL import Image
-
-    readme = (ROOT / "README.md").read_text()
-    for name, width in (("screenshot-desktop.png", 1440), ("screenshot-phone.png", 390)):
-        assert f'src="assets/{name}"' in readme
-        with Image.open(ROOT / "assets" / name) as im:
-            assert im.width == width and im.height >= 800, (name, im.size)

@@ -64,6 +64,23 @@ def test_results_table_and_csv(client):
     assert open(again).read() == open(path).read() and again.rsplit("/", 1)[1] == path.rsplit("/", 1)[1]
 
 
+def test_results_name_the_nets_not_shipped(tmp_path):
+    """Every pair is shipped, so the handler the app's /results runs gets a checkpoints folder holding the
+    20-layer pair alone (links to the shipped folders): its table has those two, and its notes name the
+    other pairs' nets as not shipped yet, in the paper's order."""
+    from core.serving.research import Research
+    from core.serving.zoo import Zoo
+
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    for name in models.pair(20):
+        (root / name).symlink_to(checkpoints.DEFAULT_ROOT / name, target_is_directory=True)
+    table, note, _ = Research(Zoo(Settings(checkpoints=root)), tmp_path / "files").results()
+    assert list(table["model"]) == ["plain20", "resnet20"]
+    missing = [n for d in models.DEPTHS[1:] for n in models.pair(d)]
+    assert note.endswith(f"\n\nNot shipped yet (missing from this view): {', '.join(missing)}.")
+
+
 def test_curves(client):
     fig, note = client.predict(False, api_name="/curves")
     depths = sorted({models.get_spec(n).depth for n in SHIPPED})
@@ -87,8 +104,10 @@ def test_precomputed_views_render_from_shipped_assets(client, view, args, traces
     assert store.load(view.strip("/")) is not None, "stale or missing: run python -m core.research.precompute"
     out = client.predict(*args, api_name=view)
     assert len(_fig(out[0])["data"]) == traces
-    if isinstance(out[-1], str):
-        assert "computed" in out[-1] and "stale" not in out[-1]
+    notes = [o for o in out if isinstance(o, str)]  # the last output, but for vgg_vs_resnet's (a table: no note)
+    assert notes == ([] if view == "/vgg_vs_resnet" else [out[-1]])
+    for note in notes:
+        assert "computed" in note and "stale" not in note
 
 
 def test_lesion_shows_downsampling_blocks_apart(client):
@@ -120,12 +139,25 @@ def test_shattered(client, weights, depth, names):
     assert all(f"`{n}`: autocorrelation at lag 1" in note for n in names)
 
 
-def test_shattered_trained_needs_a_shipped_pair(client):
-    depth = next((d for d in models.DEPTHS if not set(models.pair(d)) & set(SHIPPED)), None)
-    if depth is None:
-        pytest.skip("a net of every pair is shipped")
-    with pytest.raises(AppError, match="Neither model is shipped at this depth"):
-        client.predict("trained", depth, api_name="/shattered")
+def test_shattered_trained_needs_a_shipped_pair(tmp_path):
+    """Every pair has a shipped net, so the handler the app's /shattered runs gets a checkpoints folder of
+    its own holding plain20, resnet20 and plain32 (links to the shipped folders) and no stored views:
+    depth 32 shows plain32 alone, and each deeper depth, with neither net there, is refused."""
+    from core.serving.reply import UserError
+    from core.serving.research import Research
+    from core.serving.zoo import Zoo
+
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    for name in ("plain20", "resnet20", "plain32"):
+        (root / name).symlink_to(checkpoints.DEFAULT_ROOT / name, target_is_directory=True)
+    research = Research(Zoo(Settings(checkpoints=root, research=tmp_path / "views")), tmp_path / "files")
+    fig, note = research.shattered("trained", 32)
+    assert {t.name for t in fig.data} == {"plain32 (trained)"} and "resnet32 has no trained checkpoint" in note
+    assert note.endswith("computed live")
+    for depth in models.DEPTHS[2:]:
+        with pytest.raises(UserError, match="Neither model is shipped at this depth"):
+            research.shattered("trained", depth)
 
 
 def test_vgg_vs_resnet(client):
@@ -244,7 +276,23 @@ def test_robustness_reads_the_stored_study(client):
     if stored["official"] is None:
         with pytest.raises(AppError, match="No official CIFAR-10-C study is stored"):
             client.predict(None, "official", api_name="/robustness")
-    absent = [d for d in models.DEPTHS if not set(models.pair(d)) <= set(gen["nets"])]
-    if absent:
-        with pytest.raises(AppError, match=f"No corruption study is stored for depth {absent[-1]}"):
-            client.predict(absent[-1], "generated", api_name="/robustness")
+
+
+def test_robustness_refuses_a_depth_the_study_lacks(tmp_path):
+    """Every shipped pair is in the stored study, so the handler the app's /robustness runs reads a copy of
+    it without the 110-layer pair: it offers the depths left, and refuses depth 110 with a message."""
+    from core.serving.reply import UserError
+    from core.serving.research import Research
+    from core.serving.zoo import Zoo
+
+    doc = json.loads((Settings().research / "robustness.json").read_text())
+    nets = doc["data"]["generated"]["nets"]
+    assert set(models.pair(110)) <= set(nets)
+    for name in models.pair(110):
+        del nets[name]
+    (tmp_path / "views").mkdir()
+    (tmp_path / "views" / "robustness.json").write_text(json.dumps(doc))
+    research = Research(Zoo(Settings(research=tmp_path / "views")), tmp_path / "files")
+    assert research.stored_depths("robustness") == [20, 32, 44, 56]
+    with pytest.raises(UserError, match=r"No corruption study is stored for depth 110; stored: \[20, 32, 44, 56\]"):
+        research.robustness(110, "generated")

@@ -142,11 +142,3 @@ def test_levels_markdown_lists_every_corruption_and_the_source():
     md = text.levels_markdown()
     assert all(c.title in md for c in corruptions.CORRUPTIONS.values()) and "hendrycks/robustness" in md
     assert md.count("\n|") == len(corruptions.CORRUPTIONS) + 1
-
-
-def test_readme_levels_table_is_the_registry():
-    from core.settings import PROJECT
-
-    readme = (PROJECT / "README.md").read_text()
-    block = readme.split("<!-- corruption-levels -->\n", 1)[1].split("\n<!-- /corruption-levels -->", 1)[0]
-    assert block == text.levels_markdown()

@@ -7,11 +7,11 @@ standard and to their main run's recipe.
 A shipped residual net is at most 1 point above the paper's Table 6 error: further up, something is
 broken. The bar was 0.5 (two binomial standard errors on 10,000 images) until resnet56 shipped at
 7.70 against the paper's 6.97, 0.73 above from one seed (the reference reproduction reaches 6.61):
-outside the binomial noise, cause not known, reported in the README with its candidates; not a
+outside the binomial noise, cause not known, reported in docs/results.md with its candidates; not a
 broken net (its training error is 0.03 %). resnet110 (third 2026-11-27 lease) came out at 8.19 against the
 paper's 6.43 (best of 5; mean 6.61), 1.76 above, also from one seed and with 0.01 % training error:
 it alone gets a 2-point allowance (ALLOWANCE), named here so that any other net that far up still
-fails; the README reports the gap, growing with depth, and its candidate causes."""
+fails; docs/results.md reports the gap, growing with depth, and its candidate causes."""
 import pytest
 
 from core.engine import checkpoints, models
@@ -68,54 +68,10 @@ def test_unfinished_runs_are_not_listed():
         assert (folder / checkpoints.STATE_TENSORS).is_file()
 
 
-@pytest.mark.parametrize("folder", SHIPPED, ids=[f.name for f in SHIPPED])
-def test_readme_results_row_is_its_metrics(folder):
-    """The README's results table: each shipped model's row holds its metrics.json, to 2 decimals
-    (running train error, eval-pass train error, test error)."""
-    m = checkpoints.read_json(folder / checkpoints.METRICS)
-    readme = (checkpoints.DEFAULT_ROOT.parent / "README.md").read_text()
-    depth = models.get_spec(folder.name).depth
-    row = next(line for line in readme.splitlines() if line.startswith(f"| {folder.name} | {depth} | "))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[3:6] == [f"{m[k]:.2f}" for k in ("train_error_running_pct", "train_error_pct", "test_error_pct")]
-
-
-@pytest.mark.parametrize("sign", ["absolute", "all"])
-def test_readme_faithfulness_table_is_the_stored_study(sign):
-    """The README's faithfulness tables are the stored study (assets/research/faithfulness.json) as
-    the Attribution faithfulness tab summarises it, for each shipped pair."""
-    from core.research import faithfulness
-    from core.research.precompute import Store
-    from core.serving import notes as text
-    from core.settings import Settings
-
-    stored = Store(Settings()).load("faithfulness")
-    assert stored, "stale or missing: run python -m core.research.precompute --views faithfulness"
-    readme = (checkpoints.DEFAULT_ROOT.parent / "README.md").read_text()
-    pairs = [models.pair(d) for d in models.DEPTHS if set(models.pair(d)) <= set(stored)]
-    assert pairs
-    for plain, residual in pairs:
-        block = readme.split(f"<!-- faithfulness {plain} {residual} {sign} -->\n", 1)[1].split("\n<!--", 1)[0]
-        table = text.faithfulness_markdown(plain, residual, *faithfulness.compare(stored, plain, residual, sign)[:2])
-        assert block.strip().splitlines() == table
-
-
-def _robustness_tables(entry):
-    """{(plain, residual): the README's Markdown table} of every shipped pair in a stored study entry."""
-    from core.serving import robustness_text as text
-
-    out = {}
-    for d in models.DEPTHS:
-        plain, residual = models.pair(d)
-        if {plain, residual} <= set(entry["nets"]):
-            out[plain, residual] = text.robustness_table(text.pair_rows(entry, plain, residual)[2], plain, residual)
-    return out
-
-
-def test_robustness_study_covers_every_shipped_model_and_the_readme_is_it():
+def test_robustness_study_covers_every_shipped_model():
     """The stored corruption study (assets/research/robustness.json): every shipped model, at least
-    2,000 test images, made with the corruption levels core/engine/corruptions.py has now; the README's
-    tables are what the Corruptions tab shows for each shipped pair."""
+    2,000 test images, made with the corruption levels core/engine/corruptions.py has now (its tables in
+    docs/research.md are checked by tests/test_docs.py)."""
     from core.engine import corruptions
     from core.research.precompute import Store
     from core.settings import Settings
@@ -125,9 +81,3 @@ def test_robustness_study_covers_every_shipped_model_and_the_readme_is_it():
     gen = stored["generated"]
     assert set(gen["nets"]) == {f.name for f in SHIPPED} and gen["n_images"] >= 2000
     assert {r["name"]: r["levels"] for r in gen["levels"]} == {r["name"]: r["levels"] for r in corruptions.table()}
-    readme = (checkpoints.DEFAULT_ROOT.parent / "README.md").read_text()
-    tables = _robustness_tables(gen)
-    assert tables
-    for (plain, residual), table in tables.items():
-        block = readme.split(f"<!-- robustness {plain} {residual} generated -->\n", 1)[1].split("\n<!--", 1)[0]
-        assert block.strip() == table

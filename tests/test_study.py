@@ -1,5 +1,7 @@
 """core/research/study.py and core/figures/study.py on a temporary checkpoint root of tiny fresh models (read
-with core.engine.checkpoints.records), and the layer-response view of the precompute driver."""
+with core.engine.checkpoints.records), the Results tab's measures on the shipped checkpoints, and the
+layer-response view of the precompute driver."""
+import csv
 import json
 import math
 
@@ -97,14 +99,40 @@ def test_results_table(root):
     assert r.loc["resnet20b", "basis"] == "nothing shallower shipped"
 
 
-def test_one_name_per_measure():
-    """The table's headers, the figure's labels and the texts use core.engine.evaluate.MEASURES' names."""
-    assert study.HEADERS["train_err_eval"] == MEASURES["train_err_eval"] == "train error (eval pass, clean)"
-    assert study.HEADERS["train_err_running"] == "train error (running, augmented, as in Fig. 6)"
-    assert figures_study.TRAIN == MEASURES["train_err_running"] and figures_study.TEST == MEASURES["test_err"]
-    assert MEASURES["train_err_running"] in text.VERDICTS and MEASURES["train_err_eval"] in text.VERDICTS
-    assert {"train_err_running", "train_err_eval", "test_err"} <= set(study.COLUMNS)
-    assert "train_err" not in study.COLUMNS  # no unnamed "train error" column left
+def test_each_measure_holds_its_metrics_number_in_the_results_of_the_shipped_checkpoints(tmp_path):
+    """The Results tab built from the shipped checkpoints (Research.results): each measure's column
+    (core.engine.evaluate.MEASURES) holds the metrics.json number its comment names, the mean over the
+    model's runs read here from the files (checkpoints/NAME, checkpoints/seeds/NAME-seedS), in the CSV
+    and rounded in the page's table; each verdict line names the measure beside its number."""
+    from core.serving.research import PAGE_TABLE, Research
+    from core.serving.zoo import Zoo
+
+    keys = {"train_err_running": "train_error_running_pct", "train_err_eval": "train_error_pct",
+            "test_err": "test_error_pct"}
+    assert set(keys) == set(MEASURES)
+    table, note, path = Research(Zoo(Settings()), tmp_path).results()
+    with open(path, newline="") as f:
+        rows = {r["model"]: r for r in csv.DictReader(f)}
+    page = {r["model"]: r for r in table.to_dict("records")}
+    names = [f.name for f in checkpoints.list_folders()]
+    assert names and list(rows) == list(page) == names
+    root = checkpoints.DEFAULT_ROOT
+    for name, row in rows.items():
+        runs = [json.loads(p.read_text()) for p in
+                [root / name / checkpoints.METRICS, *sorted(root.glob(f"seeds/{name}-seed*/{checkpoints.METRICS}"))]]
+        mean = {col: sum(r[key] for r in runs) / len(runs) for col, key in keys.items()}
+        assert int(row["seeds"]) == len(runs)
+        for col in keys:
+            assert float(row[col]) == pytest.approx(mean[col], abs=1e-9), (name, col)
+        for col in ("train_err_eval", "test_err"):
+            shown = page[name][PAGE_TABLE[col]]  # to 2 decimals (9.865 may show as 9.86: binary floats)
+            assert shown == round(shown, 2) and abs(shown - mean[col]) <= 0.005 + 1e-9, (name, col, shown)
+        spec = models.get_spec(name)
+        shallower = [n for n in names if (models.get_spec(n).kind, models.get_spec(n).shortcut) ==
+                     (spec.kind, spec.shortcut) and models.get_spec(n).depth < spec.depth]
+        line = next(ln for ln in note.splitlines() if ln.startswith(f"- `{name}` "))
+        assert line.endswith(f"`{name}`: {MEASURES['train_err_eval']} {mean['train_err_eval']:.2f}%, "
+                             f"test error {mean['test_err']:.2f}%" if shallower else "(nothing shallower shipped)"), line
 
 
 def test_empty_root(tmp_path, cifar_dir):

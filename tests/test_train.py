@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import types
 
 import pytest
 import torch
@@ -174,8 +175,34 @@ def test_missing_cifar_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path,
         monkeypatch.setenv("CI", ci_value)
     assert support.ci() is (outcome == "fail")
     raised = pytest.fail.Exception if outcome == "fail" else pytest.skip.Exception
-    with pytest.raises(raised) as e:
+    with pytest.raises((pytest.fail.Exception, pytest.skip.Exception)) as e:  # either: a wrong skip must not skip this
         support.require_cifar(None)
+    assert e.type is raised
     assert str(e.value).startswith(support.CIFAR_MISSING)
     assert ("$CI is set" in str(e.value)) is (outcome == "fail")
     assert support.require_cifar(tmp_path) == tmp_path  # found: neither
+
+
+@pytest.mark.parametrize("missing", ["chromium", "playwright"])
+@pytest.mark.parametrize("ci_value, outcome", [(None, "skip"), ("false", "skip"), ("true", "fail"), ("1", "fail")])
+def test_missing_browser_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path, missing, ci_value, outcome):
+    """conftest's browser fixture calls support.require_browser(): the same rule as CIFAR-10's."""
+    if ci_value is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci_value)
+    sync_api = types.ModuleType("playwright.sync_api")  # stand-ins: this runs with or without them installed
+    monkeypatch.setitem(sys.modules, "playwright", types.SimpleNamespace(sync_api=sync_api))
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", sync_api)
+    monkeypatch.setattr(support, "CHROMIUM", sys.executable)  # a file that exists
+    assert support.require_browser() is sync_api  # both there: neither skip nor fail
+    if missing == "chromium":
+        monkeypatch.setattr(support, "CHROMIUM", str(tmp_path / "no-chromium"))
+    else:
+        monkeypatch.setitem(sys.modules, "playwright", None)  # `from playwright import ...` raises ImportError
+    raised = pytest.fail.Exception if outcome == "fail" else pytest.skip.Exception
+    with pytest.raises((pytest.fail.Exception, pytest.skip.Exception)) as e:  # either: a wrong skip must not skip this
+        support.require_browser()
+    assert e.type is raised
+    assert f"{missing} is not installed" in str(e.value)
+    assert ("$CI is set" in str(e.value)) is (outcome == "fail")

@@ -1,5 +1,6 @@
 """core.serving.zoo: trained, missing, broken and untrained models; one broken folder never takes down the
 rest; BN folding gives the model's outputs; the CPU quota is read from cgroup v2, then v1."""
+import math
 import shutil
 
 import numpy as np
@@ -23,11 +24,17 @@ def root(tmp_path):
     return tmp_path
 
 
+def _shipped_metrics(name: str) -> dict:
+    """checkpoints/NAME/metrics.json as shipped (a retrain changes its numbers, not these tests)."""
+    return checkpoints.read_json(checkpoints.DEFAULT_ROOT / name / checkpoints.METRICS)
+
+
 def test_trained_and_missing(root):
     z = zoo.Zoo(Settings(checkpoints=root))
     assert z.shipped() == list(SHIPPED) and not z.untrained_mode()
     served = z.get("resnet20")
-    assert served.trained and served.metrics["test_error_pct"] == 8.36 and served.label == "resnet20 (trained)"
+    assert served.trained and served.label == "resnet20 (trained)"
+    assert served.metrics == _shipped_metrics("resnet20")
     with pytest.raises(zoo.ModelUnavailable, match="plain110 has no trained checkpoint yet.*trained now: plain20, resnet20"):
         z.get("plain110")
     fresh = z.get("plain110", "init")  # fresh weights stay available for analysis
@@ -68,7 +75,8 @@ def test_shipped_models_classify_the_test_sample(root):
     served = z.get("resnet20")
     right = sum(max(p, key=p.get) == CLASSES[t] for p, t in ((zoo.classify(served, im)[0], t)
                                                              for im, t in zip(x, y)))
-    assert right >= 64  # 8.36% test error: 80 images, at most a few wrong
+    err = _shipped_metrics("resnet20")["test_error_pct"] / 100  # on the 10,000 test images
+    assert len(y) - right <= len(y) * err + 4 * math.sqrt(len(y) * err * (1 - err)), right  # binomial room
 
 
 @pytest.mark.parametrize("name", ["plain20", "resnet20", "resnet20b", "plain56", "resnet110"])

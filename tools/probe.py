@@ -5,7 +5,7 @@
 
 Units. "img_per_s" counts every image of every member. "r20_img_per_s" weighs each image by its
 net's cost against resnet20, (depth - 2) / 18 (each block costs the same FLOPs in every stage, and
-resnet20 has 9 blocks): the unit of the first lease's 92k and of issue 14's 275k target. A rate is
+resnet20 has 9 blocks): the unit of the first lease's rate (docs/measurements.md) and of issue 14's 275k target. A rate is
 steady state, between the middle and the last history rows of a run, so start-up, torch.compile
 and evaluation are left out. A "jobs" candidate starts J processes together on the same work and
 adds their rates (their steady stretches overlap; that is how the first lease's --jobs ran).
@@ -200,7 +200,7 @@ def candidates(quick: bool) -> list[dict]:
         depth=depth, k=k, impl=impl, mode=mode, jobs=jobs, mps=mps)
     if quick:  # a CPU smoke run: every kind of candidate, eager, depth 20
         return [c(20, mode="eager"), c(20, 2, mode="eager"), c(20, 2, "vmap", mode="eager"), c(20, jobs=2, mode="eager")]
-    # most useful first (a compiled candidate costs ~30-60 s of start-up): what the backlog of twins
+    # most useful first (a compiled candidate pays a long start-up: docs/measurements.md): what the backlog of twins
     # can use (K <= 2), today's path as the baseline, then larger packs (for seeds), vmap, MPS
     return [c(56, 2, mode="eager"), c(56, 8, mode="eager"), c(56), c(56, 2), c(56, 2, jobs=2), c(56, jobs=3),
             c(56, 4), c(56, 8), c(56, 4, "vmap", mode="eager"), c(56, 2, jobs=2, mps=True),

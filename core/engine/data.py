@@ -11,8 +11,8 @@ channel means [125.307, 122.950, 113.865] and stds [62.993, 62.089, 66.705] on t
 
 Normalisation: per channel, (x - mean) / std with the training-set statistics above (0-255 scale). It is
 recorded in every checkpoint's config.json, so inference always normalises as training did.
-This differs from the paper, which subtracts the per-pixel mean image (README, "Where we differ
-from the paper"). Augmentation (paper, Sec. 4.2): pad 4 pixels on each side, take a random 32x32
+This differs from the paper, which subtracts the per-pixel mean image (docs/deviations.md, "Where we
+differ from the paper"). Augmentation (paper, Sec. 4.2): pad 4 pixels on each side, take a random 32x32
 crop, flip horizontally with probability 1/2. The padding is zeros after normalising, i.e. the
 training set's mean colour (per channel), not a mean image (tests/test_deviations.py holds it).
 

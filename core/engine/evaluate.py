@@ -33,7 +33,7 @@ PAPER_TABLE6 = {  # test error %, He et al. 2016, Table 6 (option A); 110: best 
     "resnet110": 6.43, "resnet1202": 7.93,
 }
 PAPER_NOTES = {"resnet110": "best of 5 runs; mean 6.61±0.16"}
-MEASURES = {  # the one name of each error measure: column key -> what the views, tables and README call it
+MEASURES = {  # the one name of each error measure: column key -> what the views, tables and docs/results.md call it
     "train_err_running": "train error (running, augmented, as in Fig. 6)",  # metrics' train_error_running_pct
     "train_err_eval": "train error (eval pass, clean)",  # metrics' train_error_pct
     "test_err": "test error",

@@ -19,7 +19,7 @@ CUDA graphs); evaluation stays fp32 with TF32 off, so CPU re-evaluation agrees. 
 runs of one depth in one packed step (core/engine/train_packed.py). --seeds S ...: each model once per seed.
 Under torchrun, the ranks train each model together (core/engine/distributed.py: the batch split over
 them, BN per rank or --sync-bn, rank 0 writes); --pack and --jobs are then refused.
-Training speed on CPU and GPU: bench/train_throughput.py, tools/probe.py and the README's tables.
+Training speed on CPU and GPU: bench/train_throughput.py, tools/probe.py and the tables of docs/measurements.md.
 """
 from __future__ import annotations
 

@@ -106,7 +106,7 @@ def _differences(name: str, metrics: dict, config: dict, spec: models.ModelSpec)
     end = metrics.get("warmup_until_iter")
     if end is not None and end != PAPER_WARMUP:
         lines.append(f"- The warm-up ended at iteration {end:,}; the paper's lasted about {PAPER_WARMUP}.")
-    lines.append("- The project README's \"Where we differ from the paper\" lists every difference of the code.")
+    lines.append("- docs/deviations.md in the project repository lists every difference of the code.")
     return lines
 
 

@@ -15,8 +15,8 @@ Server-side bounds (LIMITS) and defaults (check_params), held by tests/test_attr
     stage: layer1 | layer2 | layer3 (layer3)            target: int in range(num_classes)
 Baselines: zeros in normalised space (the dataset mean colour) for IG, DeepLift and Occlusion.
 
-Latency: bench/app_latency.py measures Grad-CAM, Saliency and Integrated Gradients on resnet110; the
-README's table holds the results and the targets. The first call of a batch shape pays oneDNN's
+Latency: bench/app_latency.py measures Grad-CAM, Saliency and Integrated Gradients on resnet110;
+docs/measurements.md holds the results and the targets. The first call of a batch shape pays oneDNN's
 set-up; Integrated Gradients runs its path inputs IG_BATCH at a time; Occlusion evaluates
 OCCLUSION_BATCH occluded copies per forward pass.
 """
@@ -180,7 +180,7 @@ def import_captum():
     thread around every event (gradio.utils.MatplotlibBackendMananger); two threads importing
     matplotlib at once can each find the other's module half-initialised ("cannot import name
     'Colormap' from partially initialized module 'matplotlib.colors'"), which failed a CI run and
-    every attribution after it. About 0.3 s, paid once at app start."""
+    every attribution after it. Paid once at app start (the cost: docs/measurements.md)."""
     importlib.import_module("captum.attr")
 
 

@@ -11,7 +11,7 @@ landscape of neural nets"): plain nets are chaotic, residual nets convex-looking
   longer match the activations, so the loss grows faster than it would with recomputed statistics.
 - Every call works on a deep copy of the model: the served model is never touched. no_grad, batch 500.
 - LIVE_ALPHAS is the app's live 1-D grid; grid(span, steps) the precomputed 2-D one (the precompute
-  driver's defaults and their runtimes are in the README). The beta = 0 column of a surface is
+  driver's defaults are in docs/research.md, their runtimes in docs/measurements.md). The beta = 0 column of a surface is
   exactly line(seed=0): direction 1 of surface() is direction(model, 0) (held by the tests).
 - Results carry the model's kind ("plain" / "residual", from its spec) for the figures.
 """

@@ -36,7 +36,7 @@ channels; single covers every block in order; random lesions never draw a downsa
 record subsets of size k; results are reproducible (seed) and serialise to JSON.
 
 What "deleting" a block means is Lesioned's docstring (and the Lesions tab's text, core/ui/text.py).
-The results for the shipped nets are in assets/research/lesion.json and the README.
+The results for the shipped nets are in assets/research/lesion.json and docs/research.md.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ with a stamp: the sha256 of the weights of every checkpoint it used and the list
 present, and the layout's FORMAT. Store.load returns a view's data only while all are unchanged, so
 a new, retrained, removed or damaged checkpoint (or an older layout) makes the stored result stale
 instead of silently wrong (the tabs say so, or compute live where they can). Each view's runtime
-is printed; the README quotes them. The faithfulness view, the slow one, is in Store.GROWS, so it
+is printed; docs/measurements.md quotes them. The faithfulness view, the slow one, is in Store.GROWS, so it
 stays current while checkpoints are only added (its line names the nets not computed yet). The views
 in Store.PER_NET (faithfulness, lesion, robustness) keep a net's stored entry on a rerun while it is
 still right: the same weights (sha256) and images, and for faithfulness the same settings (methods,
@@ -52,8 +52,8 @@ class Store:
     another FORMAT (an older layout of the data) counts as stale, like a changed checkpoint."""
 
     FORMAT = 3  # 2: every per-model entry carries its "kind"; 3: lesions split identity/downsampling blocks
-    GROWS = frozenset({"faithfulness"})  # per-net views too slow to redo for every new checkpoint (11 and 15
-    # CPU-minutes for plain20 and resnet20, more with depth): current for the nets they have while checkpoints are
+    GROWS = frozenset({"faithfulness"})  # per-net views too slow to redo for every new checkpoint (their
+    # CPU cost per net: docs/measurements.md; it grows with depth): current for the nets they have while checkpoints are
     # only added
     PER_NET = frozenset({"faithfulness", "lesion", "robustness"})  # main() hands their function the stored file
     # (`stored=`), which keeps each net's entry while it is still right and computes only the others

@@ -26,7 +26,7 @@ lines() builds the view's data for several nets at once, each entry with its aut
 kind; pair_lines is the view at one depth, for the stored view and the app's live fallback
 alike. DEFAULT_POINTS = 128 is the view's resolution (callers may ask for more). The stored lines
 for every depth, at init and trained, are assets/research/shattered.json; their lag-1 values are
-quoted in the README.
+quoted in docs/research.md.
 """
 from __future__ import annotations
 

@@ -169,7 +169,7 @@ def faithfulness_reading(plain: str, residual: str, rows: dict, diff: dict, n: i
 
 
 def faithfulness_markdown(plain: str, residual: str, rows: dict, diff: dict) -> list[str]:
-    """The study as a Markdown table (the README's): per method, each curve's mean AUC of both nets
+    """The study as a Markdown table (docs/research.md's): per method, each curve's mean AUC of both nets
     and the paired difference with its 95% interval."""
     lines = [f"| method | deletion {plain} | deletion {residual} | Δ deletion vs own random | insertion {plain} | "
              f"insertion {residual} | Δ insertion vs own random |", "|---|---|---|---|---|---|---|"]

@@ -1,7 +1,7 @@
 """The sentences and tables of the corruption views: pure functions from results to Markdown; no gradio.
 
 corrupt_note: one net's live result; levels_markdown: every corruption's published levels;
-robustness_rows / robustness_table: the study's per-corruption table (the tab's and the README's;
+robustness_rows / robustness_table: the study's per-corruption table (the tab's and docs/research.md's;
 pair_rows: compare, titles and rows of one stored pair, as both show it);
 robustness_reading: the one sentence the study says, computed from core.research.robustness.compare.
 Our numbers are only ever formatted from data.
@@ -76,7 +76,7 @@ def pair_rows(entry: dict, plain: str, residual: str) -> tuple[dict, dict, list[
 
 
 def robustness_table(rows: list[list], plain: str, residual: str) -> str:
-    """The rows as a Markdown table (the README's)."""
+    """The rows as a Markdown table (docs/research.md's)."""
     head = [h.format(plain=plain, residual=residual) for h in HEADERS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join(lines + ["| " + " | ".join(str(v) for v in r) + " |" for r in rows])

@@ -4,7 +4,7 @@ Why one thread: torch's CPU kernels run on OpenMP, and libgomp keeps a team of t
 thread that starts parallel work. Once a process manages more OpenMP threads than it has CPUs (a
 second request thread with its own team on a 2-vCPU machine is enough), libgomp stops spinning
 between parallel regions, so each of the hundreds of regions of one forward pass pays a sleep and a
-wake-up (GOMP's throttled spin count); the README's latency section has the measured cost, from
+wake-up (GOMP's throttled spin count); docs/measurements.md's latency section has the measured cost, from
 bench/app_latency.py. Gradio runs handlers on a pool of threads, so the app sends each handler
 that runs a model here.
 

@@ -165,7 +165,7 @@ def inputs(served: Served, images_uint8: np.ndarray) -> torch.Tensor:
 def one_thread():
     """torch's intra-op threads set to 1 inside, restored after: one 32x32 image is too little work
     to split across cores, and the split costs more than it gains as soon as anything else (the
-    server's event loop, a client) wants a core (README, latency: bench/app_latency.py)."""
+    server's event loop, a client) wants a core (docs/measurements.md, latency: bench/app_latency.py)."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
