@@ -309,3 +309,14 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run"]
 SHOTS = ROOT / "screenshots"  # git-ignored
+
+
+SLOW_DEPTH = 200  # nets deeper than this (resnet1202) run their per-model tests in the slow lane
+
+
+def by_model(names) -> list:
+    """pytest params over model names, each net deeper than SLOW_DEPTH (its spec's depth) marked slow."""
+    from core.engine import models
+
+    return [pytest.param(n, id=n, marks=[pytest.mark.slow] if models.get_spec(n).depth > SLOW_DEPTH else [])
+            for n in names]

@@ -7,9 +7,12 @@ take the cheapest pair and attribution settings (CHEAP), and the live faithfulne
 choices only (SAME_MODELS), which keeps the sweep to a few minutes on 2 cores."""
 import time
 
+import pytest
 from gradio_client import handle_file
 
 from tests.support import ROOT
+
+pytestmark = pytest.mark.e2e
 
 PHOTO = ROOT / "assets" / "examples" / "photo_cat.jpg"
 CHEAP = {"ig_steps": 8, "nt_samples": 4, "plain": "plain20", "residual": "resnet20"}  # the others' values: the

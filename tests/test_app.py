@@ -365,6 +365,7 @@ def test_the_page_names_the_shipped_checkpoints(server):
         assert props["choices"] == [[n if n in shipped else f"{n} (no checkpoint yet)", n] for n in names]
 
 
+@pytest.mark.e2e
 def test_untrained_mode_says_so_and_serves_fresh_weights(tmp_path):
     empty = tmp_path / "no-checkpoints"
     empty.mkdir()

@@ -27,6 +27,7 @@ from captum.attr import DeepLift, GuidedBackprop, IntegratedGradients, LayerGrad
 
 from core.engine import models
 from core.research import attribution as A
+from tests.support import by_model
 
 ALL = models.list_models()
 KINDS = ("plain20", "resnet20", "resnet20b")  # one net of each kind: the same modules at every depth
@@ -118,7 +119,7 @@ def test_smoothgrad_is_the_mean_gradient_over_its_noisy_copies(name, net):
     _close(attr, _input_grad(model, noisy).mean(0, keepdim=True))
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", by_model(ALL))
 def test_deeplift_completeness(name, net):
     """The sum of the attributions is f(x) - f(0), computed here; in float64 (float32's rescale-rule
     divisions are noisy in deep plain nets)."""

@@ -14,6 +14,8 @@ from core.serving.zoo import Zoo
 from core.settings import Settings
 from tests.support import BAD, ROOT, SHOTS, open_tab, wait_for
 
+pytestmark = pytest.mark.e2e
+
 results = []  # (case, message shown), for the closing note
 PLAIN, RESIDUAL = models.pair(Zoo(Settings()).default_depth())  # the page's default pair
 

@@ -14,6 +14,7 @@ def test_per_class_counts(cifar):
     assert cifar["train"][0].shape == (50_000, 3, 32, 32) and cifar["train"][0].dtype == np.uint8
 
 
+@pytest.mark.audit
 def test_channel_statistics_match_shared_readme_and_normalization(cifar):
     x = cifar["train"][0].transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64)
     np.testing.assert_allclose(x.mean(1), [125.307, 122.950, 113.865], atol=1e-3)

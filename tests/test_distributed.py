@@ -22,6 +22,8 @@ from core.engine.train import Options, Recipe, RunSpec, train
 from tests.ddp_job import synthetic
 from tests.support import ROOT, free_port, kill_after_saves, run_group, torchrun_rank, wait_for
 
+pytestmark = pytest.mark.slow
+
 JOB = str(ROOT / "tests" / "ddp_job.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1",  # one core per rank; a rank that
        "PYTHONPATH": str(ROOT)}  # aborts prints where each of its threads stood; JOB imports core without an install

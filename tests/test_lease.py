@@ -49,6 +49,7 @@ def test_members_and_cost():
     assert [r20_cost(d) for d in (20, 56, 110)] == [1.0, 3.0, 6.0]
 
 
+@pytest.mark.slow
 def test_probe_one_packed_run_on_cpu():
     r = subprocess.run([sys.executable, "-m", "tools.probe", "one", "--depth", "20", "--k", "2", "--steps", "8",
                         "--images", "512", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -14,6 +14,8 @@ from gradio_client.utils import QueueError, Status
 from core.settings import Settings, SettingsError
 from tests.support import ROOT, running_app, wait_for
 
+pytestmark = pytest.mark.e2e
+
 CAT = str(ROOT / "assets" / "examples" / "cifar_cat.png")
 
 HOLD = '''

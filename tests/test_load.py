@@ -22,6 +22,8 @@ from PIL import Image
 from core.serving.lab import EXPLAIN
 from tests.support import EXAMPLES, running_app, wait_for
 
+pytestmark = pytest.mark.e2e
+
 USERS, ROUNDS = 12, 2
 IMAGE = str(EXAMPLES / "photo_cat.jpg")
 PAIR = ("plain20", "resnet20")

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from core.engine import models
+from tests.support import by_model
 
 ALL = models.list_models()
 PAPER_PARAMS_M = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7, 1202: 19.4}  # Table 6
@@ -17,7 +18,7 @@ def test_registry_names():
         models.build("resnet57")
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", by_model(ALL))
 def test_shapes_and_stages(name, net):
     model = net(name)
     x = torch.randn(2, 3, 32, 32)
@@ -35,7 +36,7 @@ def test_shapes_and_stages(name, net):
     assert torch.equal(out[f"layer3.{n - 1}"], out["layer3"])
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", by_model(ALL))
 def test_depth_is_6n_plus_2_weighted_layers(name, net):
     model = net(name)
     convs = [m for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and "shortcut" not in n]
@@ -44,7 +45,7 @@ def test_depth_is_6n_plus_2_weighted_layers(name, net):
     assert all(c.kernel_size == (3, 3) for c in convs)
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if models.get_spec(n).shortcut != "B"])
+@pytest.mark.parametrize("name", by_model(n for n in ALL if models.get_spec(n).shortcut != "B"))
 def test_params_match_paper(name, net):
     spec = models.get_spec(name)
     p = models.count_params(net(name)) / 1e6
@@ -77,7 +78,7 @@ def test_reference_layout_keys(net):
     assert not any("shortcut" in k for k in keys)
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if models.get_spec(n).shortcut == "A"])
+@pytest.mark.parametrize("name", by_model(n for n in ALL if models.get_spec(n).shortcut == "A"))
 def test_option_a_shortcuts_are_parameter_free(name, net):
     model = net(name)
     shortcuts = [b.shortcut for s in models.STAGES for b in getattr(model, s)]
@@ -107,7 +108,7 @@ def test_plain_has_no_addition():
             assert torch.allclose(y, x)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", by_model(ALL))
 def test_captum_safe_relus(name, net):
     """Every ReLU is its own module, not in place, and runs exactly once per forward."""
     model = net(name)
@@ -125,7 +126,7 @@ def test_captum_safe_relus(name, net):
     assert set(calls.values()) == {1}
 
 
-@pytest.mark.parametrize("name", models.list_models())
+@pytest.mark.parametrize("name", by_model(models.list_models()))
 def test_spec_is_the_truth(name):
     """Kind, depth and option come from the spec; pair and find agree with it for every model."""
     spec = models.get_spec(name)

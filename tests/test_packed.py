@@ -191,6 +191,7 @@ def _max_diff(a: Path, b: Path) -> float:
 TRAJECTORY_TOL = 1e-8
 
 
+@pytest.mark.slow
 def test_packed_steps_equal_separate_runs(cifar, tmp_path):
     """Ten float64 steps through the trainers: plain20 alone to 4 then packed beside a fresh resnet20
     to 10, against separate runs (lr decays at 5 and 7 included); then a packed folder resumed alone."""
@@ -222,6 +223,7 @@ def test_packed_steps_equal_separate_runs(cifar, tmp_path):
     assert "packed" not in ck.load(tmp_path / "alone" / "resnet20").metrics
 
 
+@pytest.mark.slow
 def test_kill_and_resume_packed_run_is_bit_identical(tmp_path, monkeypatch):
     """SIGKILL a packed run (resnet20 from 0, plain20 from a folder at 6) at 3 random moments; each
     time every folder loads; the resumed result equals an unbroken packed run's exactly."""
@@ -257,6 +259,7 @@ def test_kill_and_resume_packed_run_is_bit_identical(tmp_path, monkeypatch):
         assert strip(ck.read_history(tmp_path / "k" / name)) == strip(ck.read_history(tmp_path / "clean" / name))
 
 
+@pytest.mark.slow
 def test_cli_pack_with_seeds(cifar_dir, tmp_path):
     out = tmp_path / "ck"
     cmd = [sys.executable, "-m", "core.engine.train", "--model", "resnet20", "plain20", "--seeds", "0", "1",

@@ -19,6 +19,8 @@ import pytest
 
 from tests.support import ROOT, SHOTS, open_tab, wait_for
 
+pytestmark = pytest.mark.e2e
+
 PHOTO = ROOT / "assets" / "examples" / "photo_cat.jpg"
 TIMEOUT = 60  # s for one tab's results
 

@@ -17,6 +17,8 @@ import pytest
 from core.engine import checkpoints, models
 from core.engine.evaluate import PAPER_TABLE6, error_rate, setup
 
+pytestmark = pytest.mark.audit
+
 SHIPPED = checkpoints.list_folders()
 BAR = 1.0  # points above the paper's Table 6 error a shipped residual net may be
 ALLOWANCE = {"resnet110": 2.0}  # the named exceptions (docstring)

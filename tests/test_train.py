@@ -39,6 +39,7 @@ def test_paper_schedule():
     assert [lr_at(short, i, False) for i in (99, 100, 150)] == [0.1, 0.01, 0.001]
 
 
+@pytest.mark.slow
 def test_loss_falls_in_150_cpu_iterations(cifar, tmp_path):
     train_set, evals = _subset(cifar, 10_000, 500)
     recipe = Recipe(iters=150, batch_size=64, eval_every=50)
@@ -96,6 +97,7 @@ def test_warmup_for_deep_nets(cifar, tmp_path, until_err, expect_end):
     assert lrs == ([0.01, 0.1] if expect_end else [0.01, 0.01])  # lr of each row's last step
 
 
+@pytest.mark.slow
 def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, monkeypatch):
     """SIGKILL a training process at 3 random moments; each time the folder loads, then resumes; the
     final weights equal an uninterrupted run's exactly (tolerance 0: CPU training is deterministic)."""
@@ -130,6 +132,7 @@ def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, monkeypatch):
     assert strip == [{k: v for k, v in row.items() if k != "wall_s"} for row in ck.read_history(clean_dir / "resnet20")]
 
 
+@pytest.mark.slow
 def test_cli_jobs_then_evaluate_cli(cifar_dir, tmp_path):
     """Two models in two processes, then `python -m core.engine.evaluate` prints the table."""
     out = tmp_path / "ck"
