@@ -65,7 +65,7 @@ def floor(n: int) -> dict:
             try:
                 client = Client(url, verbose=False)
                 break
-            except Exception:  # noqa: BLE001: not up yet
+            except Exception:  # noqa: BLE001 - not up yet
                 if proc.poll() is not None or time.perf_counter() - t0 > 120:
                     raise RuntimeError("the floor app did not start") from None
                 time.sleep(0.2)

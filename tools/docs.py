@@ -9,25 +9,27 @@ body is SECTIONS[KEY](data, *ARGS), written from the checkpoints' metrics.json a
 
 KEYs: results (Table 6, the mean over the shipped runs), runs (every shipped run), faithfulness
 PLAIN RESIDUAL SIGN, faithfulness-reading PLAIN RESIDUAL, faithfulness-images, corruption-levels,
-robustness PLAIN RESIDUAL SOURCE; and the benchmarks' tables from their JSON under bench/results/:
-bench-floor FILE, bench-corrupt-cost FILE, bench-faithfulness-cost FILE.
+robustness PLAIN RESIDUAL SOURCE; and the benchmarks' tables from their JSON under bench/results/
+(tools/bench_tables.py): bench-app-latency AFTER, bench-app-profile BEFORE AFTER, bench-first-clicks
+BEFORE AFTER, bench-load BEFORE AFTER, bench-gpu-probe FILE, bench-floor FILE, bench-corrupt-cost FILE,
+bench-faithfulness-cost FILE.
 """
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import re
 import sys
 from pathlib import Path
 
-from core.engine import checkpoints, corruptions, models
+from core.engine import checkpoints, models
 from core.engine.evaluate import MEASURES, PAPER_TABLE6, setup
 from core.research import faithfulness, study
 from core.research.precompute import Store
 from core.serving import notes, robustness_text
 from core.settings import PROJECT, Settings
+from tools import bench_tables
 
 PAGES = ["README.md", "docs/*.md"]
 BLOCK = re.compile(r"<!-- ([a-z][a-z0-9-]*)((?: [^ >]+)*) -->\n(.*?)<!-- /\1 -->", re.S)
@@ -115,43 +117,6 @@ def robustness_table(data: Data, plain: str, residual: str, source: str) -> str:
     return robustness_text.robustness_table(robustness_text.pair_rows(entry, plain, residual)[2], plain, residual)
 
 
-def _bench(name: str) -> dict:
-    return json.loads((PROJECT / "bench" / "results" / name).read_text())
-
-
-def bench_floor(data: Data, name: str) -> str:
-    """python -m bench.floor: each request's p50 and p95 against Gradio's floor (a no-op app)."""
-    d = _bench(name)
-    lines = ["| request (gradio_client) | calls | p50 ms | p95 ms | p50 / floor |", "|---|---|---|---|---|",
-             f"| floor: a no-op Gradio app, classify's inputs | {d['floor']['n']} | {d['floor']['p50_ms']:.1f} "
-             f"| {d['floor']['p95_ms']:.1f} | 1.00 |"]
-    lines += [f"| {what} | {r['n']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['ratio_to_floor']:.2f} |"
-              for what, r in d["app"].items()]
-    return "\n".join(lines)
-
-
-def bench_corrupt_cost(data: Data, name: str) -> str:
-    """python -m bench.corrupt_cost: ms per corruption, one image and the whole Corrupt click."""
-    lines = ["| corruption | one 32×32 image, severity 3 | the click, depth 20 | the click, depth 110 |", "|---|---|---|---|"]
-    lines += [f"| {corruptions.CORRUPTIONS[r['corruption']].title} | {r['one_ms']:.2f} | {r['click_20_ms']:.0f} "
-              f"| {r['click_110_ms']:.0f} |" for r in _bench(name)["rows"]]
-    return "\n".join(lines)
-
-
-def bench_faithfulness_cost(data: Data, name: str) -> str:
-    """python -m bench.faithfulness_cost: per method and net, attribution + curves / Captum's metrics, in ms."""
-    rows = _bench(name)["rows"]
-    nets = list(dict.fromkeys(r["model"] for r in rows))
-    cell = {(r["method"], r["model"]): r for r in rows}
-    lines = ["| method | " + " | ".join(nets) + " |", "|---|" + "---|" * len(nets)]
-    for method in dict.fromkeys(r["method"] for r in rows if "attribution_ms" in r):
-        lines.append(f"| {method} | " + " | ".join(
-            "{attribution_ms:.0f} + {curves_ms:.0f} / {metrics_ms:.0f}".format(**cell[method, n]) for n in nets) + " |")
-    lines.append("| Score every method (no Captum metrics) | " + " | ".join(
-        f"{cell['(every method)', n]['score_every_method_ms']:.0f}" for n in nets) + " |")
-    return "\n".join(lines)
-
-
 SECTIONS = {
     "results": results,
     "runs": runs,
@@ -160,10 +125,8 @@ SECTIONS = {
     "faithfulness-images": faithfulness_images,
     "corruption-levels": lambda data: robustness_text.levels_markdown().strip("\n"),
     "robustness": robustness_table,
-    "bench-floor": bench_floor,
-    "bench-corrupt-cost": bench_corrupt_cost,
-    "bench-faithfulness-cost": bench_faithfulness_cost,
 }
+SECTIONS |= {key: (lambda fn: lambda data, *files: fn(*files))(fn) for key, fn in bench_tables.TABLES.items()}
 
 
 def pages(root: Path = PROJECT) -> list[Path]:
