@@ -1,4 +1,4 @@
-"""The generated sections of README.md and docs/*.md: tables made from the shipped data.
+"""The generated sections of README.md, docs/*.md and checkpoints/README.md: tables made from the shipped data.
 
 A generated section sits between two HTML comments, `<!-- KEY ARGS -->` and `<!-- /KEY -->`; its
 body is SECTIONS[KEY](data, *ARGS), written from the checkpoints' metrics.json and the stored views
@@ -7,7 +7,8 @@ body is SECTIONS[KEY](data, *ARGS), written from the checkpoints' metrics.json a
     python -m tools.docs            # rewrite every generated section from the data
     python -m tools.docs --check    # exit 1, naming each stale section (tests/test_docs.py runs it)
 
-KEYs: results (Table 6, the mean over the shipped runs), runs (every shipped run), faithfulness
+KEYs: results (Table 6, the mean over the shipped runs), runs (every shipped run), checkpoints
+WHICH (the folders: served or seeds), faithfulness
 PLAIN RESIDUAL SIGN, faithfulness-reading PLAIN RESIDUAL, faithfulness-images, corruption-levels,
 robustness PLAIN RESIDUAL SOURCE; and the benchmarks' tables from their JSON under bench/results/
 (tools/bench_tables.py): bench-app-latency AFTER, bench-app-profile BEFORE AFTER, bench-first-clicks
@@ -25,13 +26,14 @@ from pathlib import Path
 
 from core.engine import checkpoints, models
 from core.engine.evaluate import MEASURES, PAPER_TABLE6, setup
+from core.engine.runs import folder_for
 from core.research import faithfulness, study
 from core.research.precompute import Store
 from core.serving import notes, robustness_text
 from core.settings import PROJECT, Settings
 from tools import bench_tables
 
-PAGES = ["README.md", "docs/*.md"]
+PAGES = ["README.md", "docs/*.md", "checkpoints/README.md"]
 BLOCK = re.compile(r"<!-- ([a-z][a-z0-9-]*)((?: [^ >]+)*) -->\n(.*?)<!-- /\1 -->", re.S)
 
 
@@ -90,6 +92,21 @@ def runs(data: Data) -> str:
     return "\n".join(lines)
 
 
+def checkpoint_folders(data: Data, which: str) -> str:
+    """The checkpoint folders (`served`: seed 0, the app's; `seeds`: the others): where and how long each trained."""
+    lines = [f"| folder | device | iterations | {MEASURES['test_err']} % | {MEASURES['train_err_eval']} % "
+             "| training time | img/s over the run | commit |", "|---|---|---|---|---|---|---|---|"]
+    for rec in data.records:
+        for m in sorted(rec.runs, key=lambda m: m.get("seed", 0)):
+            if (m.get("seed", 0) == 0) != (which == "served"):
+                continue
+            folder = folder_for(".", rec.spec.name, m.get("seed", 0)).as_posix().removeprefix("./")
+            lines.append(f"| `{folder}` | {m.get('device', '?')} | {m['iterations']:,} | {_pct(m['test_error_pct'])} "
+                         f"| {_pct(m['train_error_pct'])} | {m['wall_time_s']:,.0f} s | {m['img_per_s']:,.0f} "
+                         f"| {str(m.get('commit', '?'))[:7]} |")
+    return "\n".join(lines)
+
+
 def _faith(data: Data, plain: str, residual: str, sign: str):
     return faithfulness.compare(data.view("faithfulness"), plain, residual, sign)
 
@@ -120,6 +137,7 @@ def robustness_table(data: Data, plain: str, residual: str, source: str) -> str:
 SECTIONS = {
     "results": results,
     "runs": runs,
+    "checkpoints": checkpoint_folders,
     "faithfulness": faithfulness_table,
     "faithfulness-reading": faithfulness_reading,
     "faithfulness-images": faithfulness_images,
