@@ -94,6 +94,8 @@ def runs(data: Data) -> str:
 
 def checkpoint_folders(data: Data, which: str) -> str:
     """The checkpoint folders (`served`: seed 0, the app's; `seeds`: the others): where and how long each trained."""
+    if which not in ("served", "seeds"):
+        raise SystemExit(f"checkpoints {which!r}: served or seeds")
     lines = [f"| folder | device | iterations | {MEASURES['test_err']} % | {MEASURES['train_err_eval']} % "
              "| training time | img/s over the run | commit |", "|---|---|---|---|---|---|---|---|"]
     for rec in data.records:
